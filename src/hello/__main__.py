@@ -1,0 +1,3 @@
+from hello.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""The command line: flags generated from the Settings schema; the only place that exits.
+
+``main(argv)`` returns the exit code: 0 after a clean stop, 2 for a configuration the user can
+fix, 1 when the server could not start. Errors are one line on standard error, prefixed
+``hello:``; a traceback only ever means a bug in hello.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from hello import __version__, settings
+from hello.errors import ConfigError, HelloError
+
+DESCRIPTION = (
+    "Serve the hello site: HTTPS and HTTP/2 when --certfile and --keyfile are given, "
+    f"plain HTTP/1.1 and h2c otherwise (default {settings.DEFAULT_BIND}). Every flag can also "
+    f"be set as a {settings.ENV_PREFIX}* environment variable or a key in the --config file; "
+    "flags win over variables, variables over the file."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag raises ConfigError instead of exiting from inside the parser."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="hello",
+        description=DESCRIPTION,
+        argument_default=argparse.SUPPRESS,
+        allow_abbrev=False,  # a typo such as --keyfil must fail, not guess
+    )
+    parser.add_argument("--version", action="version", version=f"hello {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help=f"TOML file of settings, keys named as the flags (also ${settings.CONFIG_ENV})",
+    )
+    for option in settings.options():
+        default = option.default
+        shown = " ".join(default) if isinstance(default, tuple) else default
+        parser.add_argument(
+            option.flag,
+            dest=option.name,
+            metavar=option.metavar,
+            action="append" if option.repeatable else "store",
+            help=f"{option.help} (${option.env}"
+            + ("" if default is None else f"; default: {shown}")
+            + ")",
+        )
+    return parser
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> settings.Settings:
+    """Settings from the command line ``argv`` and the environment ``environ``."""
+    namespace = vars(build_parser().parse_args(argv))
+    config_file: Path | None = namespace.pop("config", None)
+    flags: dict[str, Any] = namespace
+    return settings.load(flags=flags, environ=environ, config_file=config_file)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run hello with ``argv`` (default: the process's own arguments); return the exit code."""
+    from hello import server  # imported late: --help and bad flags stay fast
+
+    try:
+        config = parse(sys.argv[1:] if argv is None else argv, os.environ)
+        server.run(config)
+    except HelloError as error:
+        print(f"hello: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def main_entry() -> NoReturn:
+    """The ``hello`` console script."""
+    raise SystemExit(main())

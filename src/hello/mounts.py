@@ -1,0 +1,178 @@
+"""Mounting apps under path prefixes, and the WSGI bridge that makes a legacy app safe to mount.
+
+Prefixes match on whole path segments (``/legacy`` takes ``/legacy`` and ``/legacy/...``, never
+``/legacyx``), longest first. A WSGI app is reached through a2wsgi, but only after its request
+body has been received in full, on the event loop: into memory up to a threshold, then into a
+temporary file. So a slow upload never holds one of the app's threads, the app always sees a
+terminated input with a true Content-Length (chunked HTTP/1.1 and HTTP/2 uploads included), and
+no unread body is left behind to stall the connection. A body over the limit gets 413: at once
+when Content-Length announces it, as soon as it is exceeded otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Iterable, Mapping
+from typing import IO, Any, cast
+
+from a2wsgi import WSGIMiddleware
+
+from hello.asgi_types import ASGIApp, Message, Receive, Scope, Send
+
+WSGIApp = Any  # PEP 3333 callables are too loosely typed to describe usefully here
+
+SPOOL_THRESHOLD = 1024 * 1024  # bodies above this go to a temporary file
+REPLAY_CHUNK = 64 * 1024
+# After a 413, what is left of the body is read and thrown away for a while (nginx's "lingering
+# close"), so a client still sending sees the answer rather than a reset connection.
+LINGER_BYTES = 64 * 1024 * 1024
+LINGER_SECONDS = 5.0
+
+
+class PrefixDispatcher:
+    """Route each request to the app mounted at the longest matching prefix, else ``default``."""
+
+    def __init__(self, default: ASGIApp, mounts: Mapping[str, ASGIApp]) -> None:
+        for prefix in mounts:
+            check_prefix(prefix)
+        self.default = default
+        self.mounts = sorted(mounts.items(), key=lambda item: len(item[0]), reverse=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            root_path: str = scope.get("root_path", "")
+            path: str = scope["path"]
+            relative = path[len(root_path) :] if path.startswith(root_path) else path
+            for prefix, app in self.mounts:
+                if relative == prefix or relative.startswith(prefix + "/"):
+                    await app({**scope, "root_path": root_path + prefix}, receive, send)
+                    return
+        await self.default(scope, receive, send)
+
+
+def check_prefix(prefix: str) -> None:
+    """A mount prefix is ``/name`` or ``/a/b``: a leading slash, no trailing one, no empties."""
+    segments = prefix.split("/")
+    if not prefix.startswith("/") or len(segments) < 2 or any(not s for s in segments[1:]):
+        raise ValueError(f"mount prefix {prefix!r} must look like /name (no trailing slash)")
+    if any(segment in (".", "..") for segment in segments):
+        raise ValueError(f"mount prefix {prefix!r} must not contain . or .. segments")
+
+
+class WSGIMount:
+    """An ASGI app that runs ``wsgi_app`` in a thread pool, its body buffered first."""
+
+    def __init__(self, wsgi_app: WSGIApp, *, max_body_size: int, threads: int = 10) -> None:
+        bridge = WSGIMiddleware(_terminated_input(wsgi_app), workers=threads)
+        self.bridge = cast(ASGIApp, bridge)
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        if scope["type"] != "http":
+            return
+        declared = _content_length(scope["headers"])
+        if declared is not None and declared > self.max_body_size:
+            await self._too_large(scope, receive, send)
+            return
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD) as body:
+            size = await self._receive_body(receive, body)
+            if size is None:
+                return  # the client went away; nobody is left to answer
+            if size > self.max_body_size:
+                await self._too_large(scope, receive, send)
+                return
+            body.seek(0)
+            headers = [
+                (name, value)
+                for name, value in scope["headers"]
+                if name not in (b"content-length", b"transfer-encoding")
+            ]
+            headers.append((b"content-length", str(size).encode()))
+            replay = _Replay(body, receive)
+            await self.bridge({**scope, "headers": headers}, replay, send)
+
+    async def _receive_body(self, receive: Receive, body: IO[bytes]) -> int | None:
+        """Write the whole request body to ``body``; its size, or None on disconnect.
+
+        Stops reading once the size passes ``max_body_size`` (the caller answers 413).
+        """
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_size:
+                return size
+            body.write(chunk)
+            if not message.get("more_body", False):
+                return size
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 413 at once, then discard the rest of the body (bounded) before ending."""
+        limit = self.max_body_size
+        text = f"Content Too Large: the request body is over the limit of {limit} bytes\n"
+        headers = [(b"content-type", b"text/plain; charset=utf-8")]
+        headers.append((b"content-length", str(len(text)).encode()))
+        if scope.get("http_version", "1.1") in ("1.0", "1.1"):
+            headers.append((b"connection", b"close"))  # the rest of the body is not worth reading
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+        try:
+            async with asyncio.timeout(LINGER_SECONDS):
+                await _discard_body(receive, LINGER_BYTES)
+        except TimeoutError:
+            pass
+        await send({"type": "http.response.body", "body": b""})
+
+
+class _Replay:
+    """The ``receive`` the WSGI bridge sees: the buffered body, then the real channel."""
+
+    def __init__(self, body: IO[bytes], receive: Receive) -> None:
+        self.body = body
+        self.receive = receive
+        self.done = False
+
+    async def __call__(self) -> Message:
+        if self.done:
+            return await self.receive()
+        chunk = self.body.read(REPLAY_CHUNK)
+        more = len(chunk) == REPLAY_CHUNK
+        self.done = not more
+        return {"type": "http.request", "body": chunk, "more_body": more}
+
+
+async def _discard_body(receive: Receive, limit: int) -> None:
+    discarded = 0
+    while discarded <= limit:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        discarded += len(message.get("body", b""))
+
+
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the protocol layer rejects malformed lengths before this
+    return None
+
+
+def _terminated_input(wsgi_app: WSGIApp) -> WSGIApp:
+    """Tell the app its input ends at EOF, as every body here is buffered and complete."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        environ["wsgi.input_terminated"] = True
+        result: Iterable[bytes] = wsgi_app(environ, start_response)
+        return result
+
+    return app

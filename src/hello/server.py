@@ -1,0 +1,202 @@
+"""Settings in, a serving process out: TLS checked, sockets bound, workers run, signals handled.
+
+Everything that can be wrong with the configuration is found before the first socket listens:
+the certificate pair is loaded, the app is built, then every bind is opened. One worker serves
+in this process; with ``workers > 1`` this process forks them after binding (so they share the
+listening sockets and the already-imported app), replaces any that die, and on SIGTERM or
+SIGINT passes the signal on and waits for them. A worker that gets SIGTERM or SIGINT stops
+accepting, reports not-ready, lets in-flight requests finish within ``graceful_timeout`` and
+exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import ssl
+import time
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from socket import socket
+from typing import Any, cast
+
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config, Sockets
+from hypercorn.typing import ASGIFramework
+from hypercorn.utils import wrap_app
+
+from hello import protocols
+from hello.app import build_app
+from hello.asgi_types import ASGIApp
+from hello.errors import StartupError
+from hello.lifecycle import Lifecycle
+from hello.settings import Settings
+from hello.tls import create_ssl_context
+
+log = logging.getLogger("hello")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RESTART_INTERVAL = 1.0  # at most one worker replacement a second, so a crash loop stays calm
+KILL_MARGIN = 5.0  # seconds past graceful_timeout before a worker that hangs is killed
+# Hypercorn's default, with the query string kept in the request line.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(l)s %(t)s "%(R)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+
+class HypercornConfig(Config):
+    """Hypercorn's Config, with hello's own TLS context (protocols, ciphers, checked files)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.bind = list(settings.bind)
+        self.certfile = str(settings.certfile) if settings.certfile else None
+        self.keyfile = str(settings.keyfile) if settings.keyfile else None
+        self.workers = settings.workers
+        self.accesslog = settings.access_log
+        self.errorlog = settings.error_log
+        self.loglevel = settings.log_level.upper()
+        self.graceful_timeout = settings.graceful_timeout
+        self.access_log_format = ACCESS_LOG_FORMAT
+        self.wsgi_max_body_size = settings.max_body_size
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        return create_ssl_context(self.settings) if self.settings.tls else None
+
+
+def run(settings: Settings) -> None:
+    """Serve until told to stop. Raises ConfigError or StartupError before anything listens."""
+    if settings.tls:
+        create_ssl_context(settings)  # a bad pair fails here, with the flag named
+    protocols.install()
+    lifecycle = Lifecycle()
+    app = build_app(settings, lifecycle)
+    sockets = bind_sockets(settings)
+    if settings.workers == 1:
+        serve(settings, app, lifecycle, sockets)
+    else:
+        Supervisor(settings, app, lifecycle, sockets).run()
+
+
+def bind_sockets(settings: Settings) -> Sockets:
+    """Open every ``--bind``; StartupError names the one that failed. TLS on all or none."""
+    opened: list[socket] = []
+    for bind in settings.bind:
+        single = Config()
+        single.bind = [bind]
+        single.workers = settings.workers
+        try:
+            opened.extend(single.create_sockets().insecure_sockets)
+        except OSError as error:
+            for sock in opened:
+                sock.close()
+            reason = error.strerror or str(error)
+            where = settings.source("bind")
+            raise StartupError(f"cannot listen on {bind} ({where}): {reason}") from None
+    if settings.tls:
+        return Sockets(secure_sockets=opened, insecure_sockets=[], quic_sockets=[])
+    return Sockets(secure_sockets=[], insecure_sockets=opened, quic_sockets=[])
+
+
+def serve(settings: Settings, app: ASGIApp, lifecycle: Lifecycle, sockets: Sockets) -> None:
+    """Run one worker in this process until SIGTERM or SIGINT, then drain and return."""
+    asyncio.run(_serve(settings, app, lifecycle, sockets))
+
+
+async def _serve(settings: Settings, app: ASGIApp, lifecycle: Lifecycle, sockets: Sockets) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_exception_handler)
+    stop = asyncio.Event()
+
+    def _stop() -> None:
+        if lifecycle.draining:
+            return
+        lifecycle.draining = True  # /readyz answers 503 from now on
+        loop.call_later(settings.shutdown_delay, stop.set)
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, _stop)
+    config = HypercornConfig(settings)
+    serving = asyncio.ensure_future(
+        worker_serve(
+            wrap_app(cast(ASGIFramework, app), config.wsgi_max_body_size, "asgi"),
+            config,
+            sockets=sockets,
+            shutdown_trigger=stop.wait,
+        )
+    )
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    try:
+        # Hypercorn bounds the drain by graceful_timeout; this bounds Hypercorn.
+        await asyncio.wait_for(serving, settings.graceful_timeout + KILL_MARGIN)
+    except TimeoutError:
+        log.warning("connections still open %.0f s after shutdown began; closing", KILL_MARGIN)
+    except Exception as error:
+        raise StartupError(f"the server stopped: {error}") from error
+
+
+def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if isinstance(context.get("exception"), ssl.SSLError):
+        return  # a client's failed handshake is its own business, not a server error
+    loop.default_exception_handler(context)
+
+
+class Supervisor:
+    """Fork ``settings.workers`` workers on the shared sockets; keep that many alive."""
+
+    def __init__(
+        self, settings: Settings, app: ASGIApp, lifecycle: Lifecycle, sockets: Sockets
+    ) -> None:
+        self.settings = settings
+        self.app = app
+        self.lifecycle = lifecycle
+        self.sockets = sockets
+        self.context = multiprocessing.get_context("fork")
+        self.workers: list[BaseProcess] = []
+        self.stopping = False
+
+    def run(self) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._stop)
+        while not self.stopping:
+            self._populate()
+            wait([worker.sentinel for worker in self.workers])
+            self._reap(expected=self.stopping)
+        deadline = time.monotonic() + self.settings.graceful_timeout + KILL_MARGIN
+        for worker in self.workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                log.warning("worker %s did not stop in time; killing it", worker.pid)
+                worker.kill()
+                worker.join()
+
+    def _populate(self) -> None:
+        while len(self.workers) < self.settings.workers and not self.stopping:
+            worker = self.context.Process(target=self._work, name="hello-worker", daemon=True)
+            worker.start()
+            self.workers.append(worker)
+
+    def _work(self) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        serve(self.settings, self.app, self.lifecycle, self.sockets)
+
+    def _reap(self, *, expected: bool) -> None:
+        for worker in [worker for worker in self.workers if not worker.is_alive()]:
+            worker.join()
+            self.workers.remove(worker)
+            if not expected:
+                log.error(
+                    "worker %s exited with code %s; starting another", worker.pid, worker.exitcode
+                )
+                time.sleep(RESTART_INTERVAL)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+        for worker in self.workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)

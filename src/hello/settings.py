@@ -1,0 +1,331 @@
+"""One frozen, typed Settings object; flags, HELLO_* variables and TOML keys all derive from it.
+
+Each option is declared once, as a dataclass field whose metadata carries its help text and
+parser. Values come in layers -- defaults < TOML file < environment < flags -- and every value
+remembers where it came from, so an error can name the flag, variable or file key at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hello.errors import ConfigError
+
+ENV_PREFIX = "HELLO_"
+CONFIG_ENV = "HELLO_CONFIG"
+DEFAULT_BIND = "127.0.0.1:8000"
+
+Parser = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one setting is spelled on each layer, parsed and explained."""
+
+    name: str
+    help: str
+    parse: Parser
+    metavar: str
+    repeatable: bool
+    default: Any
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+# --- parsers: a string from a flag, variable or file in, a value out, ValueError if bad ---
+
+
+_HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.%\w]+\]|[^\[\]:/\s]+):(?P<port>\d{1,5})$")
+
+
+def parse_bind(text: str) -> str:
+    """Accept ``host:port``, ``[v6addr]:port``, ``unix:/path`` or ``fd://N``."""
+    if text.startswith("unix:"):
+        if not text[len("unix:") :]:
+            raise ValueError("expected unix:/path/to/socket")
+        return text
+    if text.startswith("fd://"):
+        if not text[len("fd://") :].isdigit():
+            raise ValueError("expected fd://N with N a file descriptor number")
+        return text
+    match = _HOST_PORT.match(text)
+    if match is None:
+        raise ValueError("expected HOST:PORT, [IPv6]:PORT, unix:/path or fd://N")
+    if int(match["port"]) > 65535:
+        raise ValueError("port must be 0-65535")
+    return text
+
+
+def parse_path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("expected a file path")
+    return Path(text).expanduser()
+
+
+def parse_workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("expected a whole number of 1 or more") from None
+    if value < 1:
+        raise ValueError("expected a whole number of 1 or more")
+    return value
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("expected a finite number of seconds, 0 or more")
+    return value
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """Bytes, or with a unit: ``64KiB``, ``16MiB``, ``1G`` (binary multiples)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise ValueError("expected a size such as 1048576, 512KiB or 16MiB")
+    unit = (match[2] or "").lower()[:1]
+    return int(match[1]) * _SIZE_UNITS[unit]
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def parse_log_level(text: str) -> str:
+    if text.lower() not in _LOG_LEVELS:
+        raise ValueError("expected one of " + ", ".join(_LOG_LEVELS))
+    return text.lower()
+
+
+def parse_log_target(text: str) -> str:
+    if not text.strip():
+        raise ValueError("expected - (standard output) or a file path")
+    return text
+
+
+def _option(help: str, parse: Parser, metavar: str, default: Any, repeatable: bool = False) -> Any:
+    return field(
+        default=default,
+        metadata={"option": (help, parse, metavar, repeatable)},
+    )
+
+
+# --- the schema ---
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything hello needs to run, validated; ``sources`` says where each value came from."""
+
+    bind: tuple[str, ...] = _option(
+        "address to listen on: HOST:PORT, [IPv6]:PORT, unix:/path or fd://N (repeatable); "
+        "TLS on every bind when --certfile and --keyfile are given",
+        parse_bind,
+        "ADDRESS",
+        (DEFAULT_BIND,),
+        repeatable=True,
+    )
+    certfile: Path | None = _option(
+        "PEM certificate chain for TLS (needs --keyfile)", parse_path, "FILE", None
+    )
+    keyfile: Path | None = _option(
+        "PEM private key for TLS (needs --certfile)", parse_path, "FILE", None
+    )
+    workers: int = _option("number of worker processes", parse_workers, "N", 1)
+    access_log: str | None = _option(
+        "write an access log line per request to FILE, or - for standard output",
+        parse_log_target,
+        "FILE",
+        None,
+    )
+    error_log: str = _option(
+        "where server messages go: - for standard error, or a file", parse_log_target, "FILE", "-"
+    )
+    log_level: str = _option(
+        "least severe server message to log: " + ", ".join(_LOG_LEVELS),
+        parse_log_level,
+        "LEVEL",
+        "info",
+    )
+    graceful_timeout: float = _option(
+        "on SIGTERM or SIGINT, seconds to let in-flight requests finish",
+        parse_seconds,
+        "SECONDS",
+        10.0,
+    )
+    shutdown_delay: float = _option(
+        "on SIGTERM or SIGINT, seconds to keep accepting while /readyz answers 503, so a load "
+        "balancer can take this process out of rotation first",
+        parse_seconds,
+        "SECONDS",
+        0.0,
+    )
+    max_body_size: int = _option(
+        "largest request body the legacy WSGI app accepts (bytes, or 64KiB, 16MiB...); "
+        "larger gets 413",
+        parse_size,
+        "SIZE",
+        16 * 1024 * 1024,
+    )
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None and self.keyfile is not None
+
+    def source(self, name: str) -> str:
+        """Where the value of ``name`` came from: a flag, a variable, a file key or 'default'."""
+        return self.sources.get(name, "default")
+
+    def describe(self, name: str) -> str:
+        """``--certfile cert.pem``, ``HELLO_CERTFILE=cert.pem``: the value as the user gave it."""
+        value = getattr(self, name)
+        source = self.source(name)
+        shown = " ".join(str(item) for item in value) if isinstance(value, tuple) else str(value)
+        if source.startswith(ENV_PREFIX):
+            return f"{source}={shown}"
+        return f"{source} {shown}"
+
+
+def options() -> Iterator[Option]:
+    """The schema, in declaration order: one Option for each setting."""
+    for item in dataclasses.fields(Settings):
+        if "option" not in item.metadata:
+            continue
+        help, parse, metavar, repeatable = item.metadata["option"]
+        default = item.default
+        yield Option(item.name, help, parse, metavar, repeatable, default)
+
+
+# --- loading ---
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build Settings from defaults < ``config_file`` < HELLO_* in ``environ`` < ``flags``.
+
+    ``flags`` maps option names to what the command line gave: a string, or a list of strings
+    for repeatable options. ``config_file`` falls back to ``$HELLO_CONFIG``.
+    """
+    environ = environ or {}
+    flags = flags or {}
+    schema = {option.name: option for option in options()}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    if config_file is None and environ.get(CONFIG_ENV):
+        config_file = Path(environ[CONFIG_ENV])
+    if config_file is not None:
+        for name, (raw, where) in _read_toml(config_file, schema).items():
+            values[name] = _parse(schema[name], raw, where)
+            sources[name] = where
+    for name, (raw, where) in _read_environ(environ, schema).items():
+        values[name] = _parse(schema[name], raw, where)
+        sources[name] = where
+    for name, raw in flags.items():
+        option = schema[name]
+        values[name] = _parse(option, raw, option.flag)
+        sources[name] = option.flag
+
+    settings = Settings(**values, sources=sources)
+    _check(settings)
+    return settings
+
+
+def _parse(option: Option, raw: Any, where: str) -> Any:
+    items = raw if isinstance(raw, list) else [raw]
+    if not option.repeatable and len(items) != 1:
+        raise ConfigError(f"{where}: expected one value, got {len(items)}")
+    parsed = []
+    for item in items:
+        text = _as_text(item, where)
+        try:
+            parsed.append(option.parse(text))
+        except ValueError as error:
+            raise ConfigError(f"{where} {text!r}: {error}") from None
+    if option.repeatable:
+        if not parsed:
+            raise ConfigError(f"{where}: expected at least one value")
+        return tuple(parsed)
+    return parsed[0]
+
+
+def _as_text(item: Any, where: str) -> str:
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    if isinstance(item, int | float | str):
+        return str(item)
+    raise ConfigError(f"{where}: expected a string or a number, got {type(item).__name__}")
+
+
+def _read_environ(environ: Mapping[str, str], schema: Mapping[str, Option]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    by_env = {option.env: option for option in schema.values()}
+    for key, text in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+            continue
+        option = by_env.get(key)
+        if option is None:
+            known = ", ".join(sorted(by_env))
+            raise ConfigError(f"unknown environment variable {key} (known: {known})")
+        raw: Any = [part.strip() for part in text.split(",")] if option.repeatable else text
+        found[option.name] = (raw, key)
+    return found
+
+
+def _read_toml(path: Path, schema: Mapping[str, Option]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(f"config file {path}: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path}: not valid TOML: {error}") from None
+    found: dict[str, Any] = {}
+    for key, raw in data.items():
+        name = key.replace("-", "_")
+        if name not in schema:
+            known = ", ".join(schema)
+            raise ConfigError(f"unknown key {key!r} in config file {path} (known: {known})")
+        found[name] = (raw, f"{key} in {path}")
+    return found
+
+
+def _check(settings: Settings) -> None:
+    """Reject combinations that cannot work, before anything listens."""
+    if (settings.certfile is None) != (settings.keyfile is None):
+        given, missing = (
+            ("certfile", "keyfile")
+            if settings.keyfile is None
+            else (
+                "keyfile",
+                "certfile",
+            )
+        )
+        raise ConfigError(
+            f"{settings.describe(given)} is set but {missing} is not: TLS needs both "
+            f"(set --{missing}, {ENV_PREFIX}{missing.upper()} or {missing} in the config file); "
+            "hello never falls back to plain HTTP"
+        )

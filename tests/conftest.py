@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from hello import settings
+from hello.app import build_app
+from hello.asgi_types import ASGIApp
+from hello.lifecycle import Lifecycle
+from tests.support import HelloProcess
+
+
+@dataclass(frozen=True)
+class Certs:
+    """A CA and a server certificate for localhost, 127.0.0.1 and ::1, as files."""
+
+    ca: trustme.CA
+    ca_file: Path
+    certfile: Path
+    keyfile: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        return context
+
+
+def make_certs(directory: Path, *names: str) -> Certs:
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    leaf = ca.issue_cert(*(names or ("localhost", "127.0.0.1", "::1")))
+    ca_file = directory / "ca.pem"
+    certfile = directory / "cert.pem"
+    keyfile = directory / "key.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    leaf.private_key_pem.write_to_path(str(keyfile))
+    with certfile.open("wb") as out:
+        for blob in leaf.cert_chain_pems:
+            out.write(blob.bytes())
+    return Certs(ca, ca_file, certfile, keyfile)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without any HELLO_* variable a developer may have set."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(settings.ENV_PREFIX)}
+
+
+@pytest.fixture
+def lifecycle() -> Lifecycle:
+    return Lifecycle(started=True)
+
+
+@pytest.fixture
+def app(lifecycle: Lifecycle) -> ASGIApp:
+    return build_app(settings.load(), lifecycle)
+
+
+@pytest.fixture
+async def client(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def tls_server(certs: Certs) -> Iterator[HelloProcess]:
+    server = HelloProcess(
+        [
+            "--bind",
+            "127.0.0.1:0",
+            "--certfile",
+            str(certs.certfile),
+            "--keyfile",
+            str(certs.keyfile),
+        ],
+        env=clean_environ(),
+    )
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def plain_server() -> Iterator[HelloProcess]:
+    server = HelloProcess(["--bind", "127.0.0.1:0"], env=clean_environ())
+    try:
+        yield server
+    finally:
+        server.kill()

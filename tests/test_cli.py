@@ -1,0 +1,206 @@
+"""The command line: parse-only checks, and every configuration error as a real process."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from hello import __version__, cli
+from hello.errors import ConfigError
+from tests.conftest import Certs, clean_environ, make_certs
+from tests.support import run_hello
+
+
+def test_flags_become_settings() -> None:
+    parsed = cli.parse(
+        [
+            "--bind",
+            "127.0.0.1:1",
+            "--bind",
+            "unix:/run/h.sock",
+            "--workers",
+            "3",
+            "--access-log",
+            "-",
+        ],
+        {},
+    )
+    assert parsed.bind == ("127.0.0.1:1", "unix:/run/h.sock")
+    assert parsed.workers == 3
+    assert parsed.access_log == "-"
+    assert parsed.source("workers") == "--workers"
+
+
+def test_flags_win_over_the_environment() -> None:
+    parsed = cli.parse(["--workers", "2"], {"HELLO_WORKERS": "5", "HELLO_LOG_LEVEL": "error"})
+    assert parsed.workers == 2
+    assert parsed.log_level == "error"
+
+
+def test_unknown_flag_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unrecognized arguments: --keyfil"):
+        cli.parse(["--keyfil", "k.pem"], {})
+
+
+def test_every_setting_has_a_flag() -> None:
+    help_text = cli.build_parser().format_help()
+    for flag in (
+        "--bind",
+        "--certfile",
+        "--keyfile",
+        "--workers",
+        "--access-log",
+        "--config",
+        "--version",
+        "--help",
+        "--graceful-timeout",
+        "--shutdown-delay",
+    ):
+        assert flag in help_text
+
+
+def test_version_and_help_exit_zero() -> None:
+    version = run_hello(["--version"], env=clean_environ())
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"hello {__version__}"
+    shown = run_hello(["--help"], env=clean_environ())
+    assert shown.returncode == 0
+    assert "--certfile" in shown.stdout
+
+
+def assert_one_line_error(stderr: str, *expected: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("hello: error: ")
+    assert "Traceback" not in stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+def test_certfile_without_keyfile(certs: Certs) -> None:
+    done = run_hello(
+        ["--bind", "127.0.0.1:0", "--certfile", str(certs.certfile)], env=clean_environ()
+    )
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--certfile", "keyfile is not", "--keyfile")
+
+
+def test_keyfile_from_environment_without_certfile(certs: Certs) -> None:
+    env = clean_environ() | {"HELLO_KEYFILE": str(certs.keyfile)}
+    done = run_hello(["--bind", "127.0.0.1:0"], env=env)
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, f"HELLO_KEYFILE={certs.keyfile}", "certfile is not")
+
+
+def test_missing_certificate_file(certs: Certs, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pem"
+    done = run_hello(
+        ["--bind", "127.0.0.1:0", "--certfile", str(missing), "--keyfile", str(certs.keyfile)],
+        env=clean_environ(),
+    )
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, f"cannot read --certfile {missing}", "No such file")
+
+
+def test_key_path_that_cannot_be_read(certs: Certs, tmp_path: Path) -> None:
+    done = run_hello(
+        ["--bind", "127.0.0.1:0", "--certfile", str(certs.certfile), "--keyfile", str(tmp_path)],
+        env=clean_environ(),
+    )
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, f"cannot read --keyfile {tmp_path}", "Is a directory")
+
+
+def test_key_that_does_not_match(certs: Certs, tmp_path: Path) -> None:
+    other = make_certs(tmp_path / "other")
+    done = run_hello(
+        [
+            "--bind",
+            "127.0.0.1:0",
+            "--certfile",
+            str(certs.certfile),
+            "--keyfile",
+            str(other.keyfile),
+        ],
+        env=clean_environ(),
+    )
+    assert done.returncode == 2
+    assert_one_line_error(
+        done.stderr, f"--keyfile {other.keyfile} does not match --certfile {certs.certfile}"
+    )
+
+
+def test_certificate_file_that_is_not_a_certificate(certs: Certs) -> None:
+    done = run_hello(
+        [
+            "--bind",
+            "127.0.0.1:0",
+            "--certfile",
+            str(certs.keyfile),
+            "--keyfile",
+            str(certs.keyfile),
+        ],
+        env=clean_environ(),
+    )
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, f"--certfile {certs.keyfile} holds no PEM certificate")
+
+
+def test_key_file_that_is_not_a_key(certs: Certs) -> None:
+    done = run_hello(
+        [
+            "--bind",
+            "127.0.0.1:0",
+            "--certfile",
+            str(certs.certfile),
+            "--keyfile",
+            str(certs.certfile),
+        ],
+        env=clean_environ(),
+    )
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, f"--keyfile {certs.certfile} is not a usable PEM")
+
+
+@pytest.mark.parametrize("bind", ["8443", "localhost", "::1:8000", "host:70000"])
+def test_malformed_bind(bind: str) -> None:
+    done = run_hello(["--bind", bind], env=clean_environ())
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, f"--bind {bind!r}")
+
+
+def test_port_in_use_is_a_startup_failure_and_nothing_stays_open() -> None:
+    with socket.socket() as taken, socket.socket() as spare:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        spare.bind(("127.0.0.1", 0))
+        free_port = spare.getsockname()[1]
+        spare.close()  # a port nothing listens on, for the bind that comes first
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        done = run_hello(["--bind", f"127.0.0.1:{free_port}", "--bind", busy], env=clean_environ())
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, f"cannot listen on {busy} (--bind)", "in use")
+    assert "Running on" not in done.stdout + done.stderr
+
+
+def test_bad_environment_value() -> None:
+    done = run_hello([], env=clean_environ() | {"HELLO_WORKERS": "many"})
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "HELLO_WORKERS 'many'", "whole number")
+
+
+def test_unknown_key_in_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "hello.toml"
+    config.write_text('bind = "127.0.0.1:0"\ncertfil = "x.pem"\n')
+    done = run_hello(["--config", str(config)], env=clean_environ())
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "unknown key 'certfil'", str(config))
+
+
+def test_bad_flag_value_and_unknown_flag() -> None:
+    for args, text in ((["--workers", "0"], "--workers '0'"), (["--nope"], "--nope")):
+        done = run_hello(args, env=clean_environ())
+        assert done.returncode == 2
+        assert_one_line_error(done.stderr, text)
