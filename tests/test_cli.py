@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
 import pytest
 
-from hello import __version__, cli
+from hello import __version__, check, cli
+from hello.asgi_types import Receive, Scope, Send
 from hello.errors import ConfigError
 from tests.conftest import Certs, clean_environ, make_certs
 from tests.support import run_hello
@@ -204,3 +206,30 @@ def test_bad_flag_value_and_unknown_flag() -> None:
         done = run_hello(args, env=clean_environ())
         assert done.returncode == 2
         assert_one_line_error(done.stderr, text)
+
+
+def test_check_requests_the_pages_in_process(certs: Certs) -> None:
+    done = run_hello(
+        ["--check", "--certfile", str(certs.certfile), "--keyfile", str(certs.keyfile)],
+        env=clean_environ(),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("tls: ")
+    assert lines[1].startswith("GET / 200 (") and lines[2].startswith("GET /legacy/ 200 (")
+
+
+def test_check_fails_when_a_page_fails() -> None:
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b"no"})
+
+    lines: list[str] = []
+    assert asyncio.run(check._check(broken, lines.append)) is False
+    assert lines == ["GET / 500 (2 bytes)", "GET /legacy/ 500 (2 bytes)"]

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hello {__version__}")
     parser.add_argument(
+        "--check",
+        action="store_true",
+        help="build the app, request / and /legacy/ in-process, print the results and exit "
+        "0 if both answered 200, else 1 (for smoke tests and health checks)",
+    )
+    parser.add_argument(
         "--config",
         metavar="FILE",
         type=Path,
@@ -63,18 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> settings.Settings:
     """Settings from the command line ``argv`` and the environment ``environ``."""
+    return _parse(argv, environ)[0]
+
+
+def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[settings.Settings, bool]:
     namespace = vars(build_parser().parse_args(argv))
     config_file: Path | None = namespace.pop("config", None)
+    check: bool = namespace.pop("check", False)
     flags: dict[str, Any] = namespace
-    return settings.load(flags=flags, environ=environ, config_file=config_file)
+    return settings.load(flags=flags, environ=environ, config_file=config_file), check
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run hello with ``argv`` (default: the process's own arguments); return the exit code."""
-    from hello import server  # imported late: --help and bad flags stay fast
+    from hello import check, server  # imported late: --help and bad flags stay fast
 
     try:
-        config = parse(sys.argv[1:] if argv is None else argv, os.environ)
+        config, checking = _parse(sys.argv[1:] if argv is None else argv, os.environ)
+        if checking:
+            return 0 if check.run_check(config) else 1
         server.run(config)
     except HelloError as error:
         print(f"hello: error: {error}", file=sys.stderr)

@@ -1,0 +1,85 @@
+"""``hello --check``: build the app from the settings and ask it for / and /legacy/ in-process.
+
+For smoke tests and container health checks: no socket is opened, so it also works where the
+server's port is taken or unreachable. The app's lifespan runs around the requests, as it would
+under a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from hello.app import build_app
+from hello.asgi_types import ASGIApp, Message
+from hello.lifecycle import Lifecycle
+from hello.settings import Settings
+from hello.tls import create_ssl_context
+
+CHECKED_PATHS = ("/", "/legacy/")
+
+
+def run_check(settings: Settings, report: Callable[[str], None] = print) -> bool:
+    """Report one line a path; True when every path answered 200."""
+    if settings.tls:
+        create_ssl_context(settings)
+        report(f"tls: {settings.certfile} and {settings.keyfile} load and match")
+    return asyncio.run(_check(build_app(settings, Lifecycle()), report))
+
+
+async def _check(app: ASGIApp, report: Callable[[str], None]) -> bool:
+    lifespan: asyncio.Queue[Message] = asyncio.Queue()
+    replies: asyncio.Queue[Message] = asyncio.Queue()
+    await lifespan.put({"type": "lifespan.startup"})
+    task: asyncio.Future[None] = asyncio.ensure_future(
+        app(
+            {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, lifespan.get, replies.put
+        )
+    )
+    started = await replies.get()
+    if started["type"] != "lifespan.startup.complete":
+        report(f"startup failed: {started.get('message', started['type'])}")
+        return False
+    try:
+        results = [await _get(app, path) for path in CHECKED_PATHS]
+    finally:
+        await lifespan.put({"type": "lifespan.shutdown"})
+        await task
+    for path, (status, size) in zip(CHECKED_PATHS, results, strict=True):
+        report(f"GET {path} {status} ({size} bytes)")
+    return all(status == 200 for status, _ in results)
+
+
+async def _get(app: ASGIApp, path: str) -> tuple[int, int]:
+    """Status and body size of GET ``path``."""
+    status = 0
+    size = 0
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status, size
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            size += len(message.get("body", b""))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 0),
+        "server": ("localhost", 80),
+        "state": {},
+        "extensions": {},
+    }
+    await app(scope, receive, send)
+    return status, size
