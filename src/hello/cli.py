@@ -55,13 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     for option in settings.options():
         default = option.default
         shown = " ".join(default) if isinstance(default, tuple) else default
+        if option.parse is settings.parse_bool:
+            parser.add_argument(
+                option.flag,
+                dest=option.name,
+                action=argparse.BooleanOptionalAction,
+                help=f"{option.help} (${option.env}; default: {'on' if default else 'off'})",
+            )
+            continue
         parser.add_argument(
             option.flag,
             dest=option.name,
             metavar=option.metavar,
             action="append" if option.repeatable else "store",
             help=f"{option.help} (${option.env}"
-            + ("" if default is None else f"; default: {shown}")
+            + ("" if default in (None, ()) else f"; default: {shown}")
             + ")",
         )
     return parser

@@ -107,6 +107,31 @@ def parse_size(text: str) -> int:
     return int(match[1]) * _SIZE_UNITS[unit]
 
 
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_static(text: str) -> tuple[str, Path]:
+    """``PREFIX=DIR``: serve the directory DIR at the URL prefix PREFIX."""
+    prefix, equals, directory = text.partition("=")
+    if not equals or not directory:
+        raise ValueError("expected PREFIX=DIR, e.g. /media=/srv/media")
+    segments = prefix.split("/")
+    if not prefix.startswith("/") or any(s in ("", ".", "..") for s in segments[1:]):
+        raise ValueError(f"prefix {prefix!r} must look like /name (no trailing slash)")
+    if len(segments) < 2:
+        raise ValueError(f"prefix {prefix!r} must look like /name (no trailing slash)")
+    path = Path(directory).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{directory} is not a directory")
+    return prefix, path
+
+
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -186,6 +211,26 @@ class Settings:
         "SIZE",
         16 * 1024 * 1024,
     )
+    static: tuple[tuple[str, Path], ...] = _option(
+        "serve the files of directory DIR under the URL prefix PREFIX, with the bundled "
+        "site's rules (repeatable)",
+        parse_static,
+        "PREFIX=DIR",
+        (),
+        repeatable=True,
+    )
+    static_follow_symlinks: bool = _option(
+        "let --static directories serve symlinks that point outside them",
+        parse_bool,
+        "BOOL",
+        False,
+    )
+    static_dotfiles: bool = _option(
+        "let --static directories serve files and folders whose name starts with a dot",
+        parse_bool,
+        "BOOL",
+        False,
+    )
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -200,10 +245,16 @@ class Settings:
         """``--certfile cert.pem``, ``HELLO_CERTFILE=cert.pem``: the value as the user gave it."""
         value = getattr(self, name)
         source = self.source(name)
-        shown = " ".join(str(item) for item in value) if isinstance(value, tuple) else str(value)
+        shown = " ".join(_show(item) for item in value) if isinstance(value, tuple) else str(value)
         if source.startswith(ENV_PREFIX):
             return f"{source}={shown}"
         return f"{source} {shown}"
+
+
+def _show(item: object) -> str:
+    if isinstance(item, tuple):
+        return "=".join(str(part) for part in item)  # a --static PREFIX=DIR pair
+    return str(item)
 
 
 def options() -> Iterator[Option]:
@@ -266,7 +317,7 @@ def _parse(option: Option, raw: Any, where: str) -> Any:
         except ValueError as error:
             raise ConfigError(f"{where} {text!r}: {error}") from None
     if option.repeatable:
-        if not parsed:
+        if not parsed and option.default:
             raise ConfigError(f"{where}: expected at least one value")
         return tuple(parsed)
     return parsed[0]
@@ -315,6 +366,10 @@ def _read_toml(path: Path, schema: Mapping[str, Option]) -> dict[str, Any]:
 
 def _check(settings: Settings) -> None:
     """Reject combinations that cannot work, before anything listens."""
+    prefixes = [prefix for prefix, _ in settings.static]
+    for prefix in prefixes:
+        if prefixes.count(prefix) > 1:
+            raise ConfigError(f"{settings.source('static')}: prefix {prefix} is given twice")
     if (settings.certfile is None) != (settings.keyfile is None):
         given, missing = (
             ("certfile", "keyfile")

@@ -1,149 +1,232 @@
-"""Serving the bundled site from memory, below the Quart app.
+"""Serving static files over ASGI the way a front-end server does, below the Quart app.
 
-The files under the package's ``static`` directory are read once, through importlib.resources
-(so they load from a wheel, a zipapp or a zip alike), into ready responses. Their ETags are
-content hashes, the same in every process, extraction and replica. A URL can only name a file
-that was loaded, so no path can climb out of the static root.
+GET and HEAD; strong content-hash ETags and Last-Modified, with 304 for If-None-Match and
+If-Modified-Since; one byte range per request (206, 416 with ``Content-Range: bytes */N``,
+If-Range honoured; a request for several ranges gets the whole file, 200); precompressed
+``br`` and ``gzip`` forms chosen by Accept-Encoding (``q=0`` respected) with
+``Vary: Accept-Encoding`` and each form's own ETag; files small enough answered from memory,
+larger ones streamed in chunks as the client takes them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import mimetypes
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from importlib.resources import files
-from importlib.resources.abc import Traversable
+import asyncio
+from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
-from hello.responses import send_response, send_text
+from hello.responses import send_text
+from hello.static_sources import STREAM_CHUNK, Redirect, Resource, Variant
 
-# Fixed here rather than left to the host's mime.types, so every machine answers the same.
-_TYPES = {
-    ".html": "text/html",
-    ".css": "text/css",
-    ".js": "text/javascript",
-    ".mjs": "text/javascript",
-    ".json": "application/json",
-    ".svg": "image/svg+xml",
-    ".ico": "image/x-icon",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".txt": "text/plain",
-    ".xml": "application/xml",
-    ".woff2": "font/woff2",
-}
-_TEXT_TYPES = {"application/json", "application/xml", "image/svg+xml"}
+Headers = list[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True)
-class StaticFile:
-    """One file as a ready response: its body and the headers that go with it."""
-
-    body: bytes
-    content_type: str
-    etag: str
-    cache_control: str
-
-    @classmethod
-    def from_bytes(cls, name: str, body: bytes) -> StaticFile:
-        content_type = content_type_for(name)
-        digest = hashlib.sha256(body).hexdigest()[:32]
-        html = content_type.startswith("text/html")
-        cache_control = "no-cache" if html else "public, max-age=3600"
-        return cls(body, content_type, f'"{digest}"', cache_control)
-
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        return [
-            (b"content-type", self.content_type.encode()),
-            (b"etag", self.etag.encode()),
-            (b"cache-control", self.cache_control.encode()),
-            (b"x-content-type-options", b"nosniff"),
-        ]
+class Source(Protocol):
+    async def lookup(self, name: str) -> Resource | Redirect | None: ...
 
 
-def content_type_for(name: str) -> str:
-    suffix = name[name.rfind(".") :].lower() if "." in name else ""
-    content_type = _TYPES.get(suffix) or mimetypes.guess_type(name)[0]
-    if content_type is None:
-        return "application/octet-stream"
-    if content_type.startswith("text/") or content_type in _TEXT_TYPES:
-        return content_type + "; charset=utf-8"
-    return content_type
+class StaticFiles:
+    """An ASGI app serving ``source``; the file's name is the path below the mount prefix."""
 
-
-def load_bundled(package: str = "hello", directory: str = "static") -> dict[str, StaticFile]:
-    """Every file under ``package``'s ``directory``, keyed by its path relative to it."""
-    root = files(package).joinpath(directory)
-    return {name: StaticFile.from_bytes(name, item.read_bytes()) for name, item in _walk(root, "")}
-
-
-def _walk(folder: Traversable, prefix: str) -> Iterator[tuple[str, Traversable]]:
-    for item in sorted(folder.iterdir(), key=lambda entry: entry.name):
-        if item.name.startswith((".", "__")):
-            continue  # dotfiles and __pycache__ are never part of the site
-        if item.is_dir():
-            yield from _walk(item, f"{prefix}{item.name}/")
-        else:
-            yield f"{prefix}{item.name}", item
-
-
-def _etag_matches(header: str, etag: str) -> bool:
-    if header.strip() == "*":
-        return True
-    candidates = (tag.strip().removeprefix("W/") for tag in header.split(","))
-    return etag in candidates
-
-
-class StaticSite:
-    """ASGI layer: ``/`` is the index page, ``/static/<path>`` a bundled file; else ``app``."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        site: Mapping[str, StaticFile],
-        *,
-        prefix: str = "/static/",
-        index: str = "index.html",
-    ) -> None:
-        self.app = app
-        self.site = dict(site)
-        self.prefix = prefix
-        self.index = index
+    def __init__(self, source: Source) -> None:
+        self.source = source
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path == "/":
-            name = self.index
-        elif path.startswith(self.prefix):
-            name = path[len(self.prefix) :]
-        else:
-            await self.app(scope, receive, send)
-            return
-        await self._serve(scope, send, name)
+        name = path[len(scope.get("root_path", "")) :].lstrip("/")
+        await self.serve(scope, send, name)
 
-    async def _serve(self, scope: Scope, send: Send, name: str) -> None:
+    async def serve(self, scope: Scope, send: Send, name: str) -> None:
         method: str = scope["method"]
-        head = method == "HEAD"
         if method not in ("GET", "HEAD"):
             await send_text(send, 405, "Method Not Allowed", [(b"allow", b"GET, HEAD")])
             return
-        file = self.site.get(name)
-        if file is None:
+        found = await self.source.lookup(name)
+        head = method == "HEAD"
+        if found is None:
             await send_text(send, 404, "Not Found", head=head)
-            return
-        if_none_match = _header(scope, b"if-none-match")
-        if if_none_match is not None and _etag_matches(if_none_match, file.etag):
-            await send_response(send, 304, b"", file.headers()[1:], head=True)
-            return
-        await send_response(send, 200, file.body, file.headers(), head=head)
+        elif isinstance(found, Redirect):
+            query: bytes = scope.get("query_string", b"")
+            location = found.location + ("?" + query.decode("latin-1") if query else "")
+            await send_text(send, 308, "Permanent Redirect", [(b"location", location.encode())])
+        else:
+            await _respond(found, _headers(scope), send, head)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+class IndexPage:
+    """``/`` is ``index`` from ``files``; every other path goes on to ``app``."""
+
+    def __init__(self, files: StaticFiles, index: str, app: ASGIApp) -> None:
+        self.files = files
+        self.index = index
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/":
+            await self.files.serve(scope, send, self.index)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    wanted = (b"if-none-match", b"if-modified-since", b"range", b"if-range", b"accept-encoding")
+    found: dict[bytes, str] = {}
     for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
+        if key in wanted:
+            text = bytes(value).decode("latin-1")
+            found[key] = f"{found[key]}, {text}" if key in found else text
+    return found
+
+
+async def _respond(resource: Resource, request: dict[bytes, str], send: Send, head: bool) -> None:
+    ranged = request.get(b"range") if not head else None
+    variant = resource.identity if ranged else choose(resource, request.get(b"accept-encoding"))
+    if _not_modified(resource, variant, request):
+        headers = [*resource.headers, (b"etag", variant.etag.encode())]
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    start, end = 0, variant.size
+    status = 200
+    headers = [*resource.headers, (b"etag", variant.etag.encode())]
+    if variant.encoding:
+        headers.append((b"content-encoding", variant.encoding.encode()))
+    if ranged and _if_range_holds(resource, request.get(b"if-range")):
+        try:
+            span = parse_range(ranged, variant.size)
+        except UnsatisfiableRangeError:
+            headers = [*resource.headers, (b"content-range", f"bytes */{variant.size}".encode())]
+            await send_text(send, 416, "Range Not Satisfiable", headers)
+            return
+        if span is not None:
+            start, end = span
+            status = 206
+            headers.append((b"content-range", f"bytes {start}-{end - 1}/{variant.size}".encode()))
+    headers.append((b"content-length", str(end - start).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if head:
+        await send({"type": "http.response.body", "body": b""})
+    elif variant.body is not None:
+        await send({"type": "http.response.body", "body": variant.body[start:end]})
+    else:
+        await _stream(variant, start, end, send)
+
+
+async def _stream(variant: Variant, start: int, end: int, send: Send) -> None:
+    """Send bytes ``start``..``end`` of the file, a chunk at a time; ``send`` waits for the
+    client, so a slow reader holds one chunk, never the file."""
+    assert variant.path is not None
+    loop = asyncio.get_running_loop()
+    with variant.path.open("rb") as file:
+        file.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            chunk = await loop.run_in_executor(None, file.read, min(STREAM_CHUNK, remaining))
+            if not chunk:
+                break  # the file shrank under us; the length already sent cannot be kept
+            remaining -= len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+    if remaining > 0:
+        raise OSError(f"{variant.path} shrank while it was being sent")
+
+
+def choose(resource: Resource, accept_encoding: str | None) -> Variant:
+    """The representation the client prefers among those there are; identity by default."""
+    if not resource.encoded or not accept_encoding:
+        return resource.identity
+    weights = parse_accept_encoding(accept_encoding)
+    star = weights.get("*", 0.0)
+    best, best_weight = resource.identity, 0.0
+    for variant in resource.encoded:
+        assert variant.encoding is not None
+        weight = weights.get(variant.encoding, star)
+        if weight > best_weight:
+            best, best_weight = variant, weight
+    # identity is preferred only when the client ranks it above the encodings it names.
+    if best is not resource.identity and weights.get("identity", 0.0) > best_weight:
+        return resource.identity
+    return best
+
+
+def parse_accept_encoding(header: str) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for item in header.split(","):
+        coding, _, params = item.strip().partition(";")
+        coding = coding.strip().lower()
+        if not coding:
+            continue
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "q":
+                try:
+                    weight = max(0.0, min(1.0, float(value)))
+                except ValueError:
+                    weight = 0.0
+        weights[coding] = weight
+    if "x-gzip" in weights and "gzip" not in weights:
+        weights["gzip"] = weights["x-gzip"]
+    return weights
+
+
+def _not_modified(resource: Resource, variant: Variant, request: dict[bytes, str]) -> bool:
+    if_none_match = request.get(b"if-none-match")
+    if if_none_match is not None:
+        if if_none_match.strip() == "*":
+            return True
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return variant.etag in tags
+    since = request.get(b"if-modified-since")
+    if since is None or resource.last_modified is None:
+        return False
+    try:
+        return resource.last_modified <= parsedate_to_datetime(since).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+
+
+def _if_range_holds(resource: Resource, if_range: str | None) -> bool:
+    """RFC 9110 13.1.5: a strong ETag match or the exact Last-Modified date, else whole file."""
+    if if_range is None:
+        return True
+    if_range = if_range.strip()
+    if if_range.startswith('"'):
+        return if_range == resource.identity.etag
+    if if_range.startswith("W/") or resource.last_modified is None:
+        return False
+    try:
+        return parsedate_to_datetime(if_range).timestamp() == resource.last_modified
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+
+
+class UnsatisfiableRangeError(Exception):
+    """The range starts past the end of the file (416)."""
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` (end exclusive) of a single satisfiable range, or None to send the
+    whole file (not bytes, malformed, or several ranges); UnsatisfiableRangeError for 416."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if first == "":  # the last N bytes
+            suffix = int(last)
+            if suffix <= 0:
+                raise UnsatisfiableRangeError(header)
+            return max(0, size - suffix), size
+        start = int(first)
+        end = int(last) + 1 if last else size
+    except ValueError:
+        return None
+    if start < 0 or end <= start and last:
+        return None
+    if start >= size:
+        raise UnsatisfiableRangeError(header)
+    return start, min(end, size)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from jinja2 import PackageLoader
 from quart import Quart
 
@@ -10,11 +12,16 @@ from hello.web.health import create_health_blueprint
 from hello.web.pages import pages
 
 
-def create_app(lifecycle: Lifecycle) -> Quart:
-    """The Quart app; ``lifecycle`` is marked started once the app has started serving."""
+def create_app(lifecycle: Lifecycle, asset_path: Callable[[str], str]) -> Quart:
+    """The Quart app; ``lifecycle`` is marked started once the app has started serving.
+
+    Templates link bundled files with ``asset_url("style.css")``, which gives the
+    fingerprinted URL (``/static/style.3f2a9c1e.css``) that may be cached for a year.
+    """
     app = Quart(__name__, static_folder=None)
     # Templates load through importlib, like the static files: from a wheel, zipapp or zip.
     app.jinja_loader = PackageLoader("hello.web", "templates")
+    app.jinja_env.globals["asset_url"] = lambda name: "/static/" + asset_path(name)
     app.register_blueprint(pages)
     app.register_blueprint(create_health_blueprint(lifecycle))
 
