@@ -320,8 +320,10 @@ def test_static_flag_errors(tmp_path: Path) -> None:
         settings.load(flags={"static": [f"/x={tmp_path / 'missing'}"]})
     with pytest.raises(ConfigError, match="expected PREFIX=DIR"):
         settings.load(flags={"static": [str(tmp_path)]})
-    with pytest.raises(ConfigError, match="must look like /name"):
+    with pytest.raises(ConfigError, match="must start with /"):
         settings.load(flags={"static": [f"x/={tmp_path}"]})
+    with pytest.raises(ConfigError, match="no trailing slash"):
+        settings.load(flags={"static": [f"/x/={tmp_path}"]})
     with pytest.raises(ConfigError, match="given twice"):
         settings.load(flags={"static": [f"/x={tmp_path}", f"/x={tmp_path}"]})
     with pytest.raises(ConfigError, match="already served by hello itself"):

@@ -181,3 +181,18 @@ def test_check_from_the_pyz(pyz: Path, shared_certs: Certs) -> None:
     assert lines[1] == f"GET / 200 ({index_size} bytes)"
     assert lines[2].startswith("GET /legacy/ 200 (")
     assert len(lines) == 3
+
+
+def test_mounts_apps_from_pythonpath(pyz: Path) -> None:
+    mounted = ROOT / "tests" / "mounted"
+    server = HelloProcess(
+        ["--bind", "127.0.0.1:0", "--pythonpath", str(mounted), "--mount", "/raw=raw_asgi:app"],
+        command=[BARE_PYTHON, str(pyz)],
+        env={"PATH": BARE_PATH},
+    )
+    try:
+        with httpx.Client() as client:
+            body = client.get(server.url + "/raw/x").json()
+        assert body == {"framework": "asgi", "prefix": "/raw", "lifespan": ["startup"]}
+    finally:
+        assert server.stop() == 0

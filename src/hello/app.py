@@ -1,7 +1,9 @@
 """The composed ASGI app: the index page, then mounts by prefix, then the Quart root app.
 
-Mounts: ``/static`` (the bundled site), ``/legacy`` (the Flask app) and every ``--static``
-directory. Static files are served below Quart, on the fast path.
+Mounts: ``/static`` (the bundled site), ``/legacy`` (the Flask app), every ``--static``
+directory and every ``--mount`` app. Static files are served below Quart, on the fast path;
+WSGI apps go through the buffering bridge; ASGI apps are called as they are, and their
+lifespans run with the server's.
 """
 
 from __future__ import annotations
@@ -9,36 +11,58 @@ from __future__ import annotations
 from typing import cast
 
 from hello import legacy, web
+from hello.apps import extend_path, import_app
 from hello.asgi_types import ASGIApp
+from hello.clock import Clock
 from hello.errors import ConfigError
 from hello.lifecycle import Lifecycle
+from hello.lifespan import LifespanGroup
 from hello.mounts import PrefixDispatcher, WSGIMount
 from hello.settings import Settings
 from hello.static import IndexPage, StaticFiles
 from hello.static_sources import BundledSite, DirectoryFiles
+from hello.tasks import Scheduler
 
 LEGACY_PREFIX = "/legacy"
 STATIC_PREFIX = "/static"
+OWN_ROUTES = ("/hello", "/healthz", "/readyz", "/time")
 
 
 def build_app(config: Settings, lifecycle: Lifecycle | None = None) -> ASGIApp:
     site = BundledSite.load()
-    root = cast(ASGIApp, web.create_app(lifecycle or Lifecycle(), site.asset_path))
+    scheduler = Scheduler()
+    clock = Clock(scheduler, config.time_file)
+    quart = web.create_app(lifecycle or Lifecycle(), site.asset_path, scheduler, clock)
     bundled = StaticFiles(site)
     mounted: dict[str, ASGIApp] = {
-        LEGACY_PREFIX: WSGIMount(legacy.create_app(), max_body_size=config.max_body_size),
+        LEGACY_PREFIX: _wsgi(legacy.create_app(), config),
         STATIC_PREFIX: bundled,
     }
     for prefix, directory in config.static:
-        if prefix in mounted:
-            raise ConfigError(
-                f"{config.source('static')} {prefix}={directory}: {prefix} is already "
-                "served by hello itself"
-            )
+        _claim(mounted, prefix, f"{config.source('static')} {prefix}={directory}")
         source = DirectoryFiles(
             directory,
             follow_symlinks=config.static_follow_symlinks,
             dotfiles=config.static_dotfiles,
         )
         mounted[prefix] = StaticFiles(source)
-    return IndexPage(bundled, "index.html", PrefixDispatcher(root, mounted))
+    lifespans: list[tuple[str, ASGIApp]] = []
+    extend_path(config.pythonpath)
+    for spec in config.mount:
+        label = f"{config.source('mount')} {spec}"
+        _claim(mounted, spec.prefix, label)
+        app, kind = import_app(spec, label)
+        mounted[spec.prefix] = _wsgi(app, config) if kind == "wsgi" else cast(ASGIApp, app)
+        if kind == "asgi":
+            lifespans.append((spec.prefix, mounted[spec.prefix]))
+    composed = IndexPage(bundled, "index.html", PrefixDispatcher(cast(ASGIApp, quart), mounted))
+    return LifespanGroup(composed, lifespans)
+
+
+def _wsgi(app: object, config: Settings) -> ASGIApp:
+    return WSGIMount(app, max_body_size=config.max_body_size, threads=config.wsgi_threads)
+
+
+def _claim(mounted: dict[str, ASGIApp], prefix: str, label: str) -> None:
+    if prefix in mounted or prefix in OWN_ROUTES:
+        raise ConfigError(f"{label}: {prefix} is already served by hello itself")

@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if check.run_check(config) else 1
         server.run(config)
     except HelloError as error:
+        detail = getattr(error, "detail", None)
+        if detail:  # the user's own traceback, e.g. from a --mount module that failed
+            print(detail.rstrip() + "\n", file=sys.stderr)
         print(f"hello: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:

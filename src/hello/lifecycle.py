@@ -11,6 +11,12 @@ class Lifecycle:
 
     started: bool = False
     draining: bool = False
+    worker_index: int = 0  # 0 in the first worker (and when there is only one)
+
+    @property
+    def primary(self) -> bool:
+        """Whether this worker runs the scheduled tasks that run once per server."""
+        return self.worker_index == 0
 
     @property
     def ready(self) -> bool:

@@ -175,14 +175,19 @@ class Supervisor:
                 worker.join()
 
     def _populate(self) -> None:
-        while len(self.workers) < self.settings.workers and not self.stopping:
-            worker = self.context.Process(target=self._work, name="hello-worker", daemon=True)
+        taken = {worker.name for worker in self.workers}
+        for index in range(self.settings.workers):
+            name = f"hello-worker-{index}"
+            if name in taken or self.stopping:
+                continue
+            worker = self.context.Process(target=self._work, args=(index,), name=name, daemon=True)
             worker.start()
             self.workers.append(worker)
 
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
+        self.lifecycle.worker_index = index  # this process's own copy, after the fork
         serve(self.settings, self.app, self.lifecycle, self.sockets)
 
     def _reap(self, *, expected: bool) -> None:

@@ -121,15 +121,64 @@ def parse_static(text: str) -> tuple[str, Path]:
     prefix, equals, directory = text.partition("=")
     if not equals or not directory:
         raise ValueError("expected PREFIX=DIR, e.g. /media=/srv/media")
-    segments = prefix.split("/")
-    if not prefix.startswith("/") or any(s in ("", ".", "..") for s in segments[1:]):
-        raise ValueError(f"prefix {prefix!r} must look like /name (no trailing slash)")
-    if len(segments) < 2:
-        raise ValueError(f"prefix {prefix!r} must look like /name (no trailing slash)")
+    _check_prefix(prefix)
     path = Path(directory).expanduser()
     if not path.is_dir():
         raise ValueError(f"{directory} is not a directory")
     return prefix, path
+
+
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+MOUNT_KINDS = ("auto", "wsgi", "asgi")
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """``--mount PREFIX=[wsgi:|asgi:]MODULE:ATTR``: an app to import and serve under PREFIX."""
+
+    prefix: str
+    target: str  # MODULE:ATTR
+    kind: str = "auto"
+
+    def __str__(self) -> str:
+        kind = "" if self.kind == "auto" else f"{self.kind}:"
+        return f"{self.prefix}={kind}{self.target}"
+
+
+def parse_mount(text: str) -> MountSpec:
+    prefix, equals, target = text.partition("=")
+    if not equals:
+        raise ValueError("expected PREFIX=MODULE:ATTR, e.g. /blog=mysite.wsgi:application")
+    _check_prefix(prefix)
+    kind = "auto"
+    head, colon, rest = target.partition(":")
+    if colon and head in MOUNT_KINDS:
+        kind, target = head, rest
+    if not _TARGET.match(target):
+        raise ValueError(f"{target!r} is not MODULE:ATTR, e.g. mysite.wsgi:application")
+    return MountSpec(prefix, target, kind)
+
+
+def _check_prefix(prefix: str) -> None:
+    segments = prefix.split("/")
+    if not prefix.startswith("/") or len(segments) < 2:
+        raise ValueError(f"prefix {prefix!r} must start with / and name a path, e.g. /blog")
+    if any(segment in ("", ".", "..") for segment in segments[1:]):
+        raise ValueError(f"prefix {prefix!r} must look like /name (no trailing slash)")
+
+
+def parse_directory(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise ValueError("not a directory")
+    return path
+
+
+def parse_output_file(text: str) -> Path:
+    path = parse_path(text)
+    if not path.parent.is_dir():
+        raise ValueError(f"{path.parent} is not a directory")
+    return path
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -231,6 +280,34 @@ class Settings:
         "BOOL",
         False,
     )
+    mount: tuple[MountSpec, ...] = _option(
+        "serve the WSGI or ASGI app MODULE:ATTR under PREFIX (repeatable; wsgi: or asgi: "
+        "before MODULE overrides the detection)",
+        parse_mount,
+        "PREFIX=MODULE:ATTR",
+        (),
+        repeatable=True,
+    )
+    pythonpath: tuple[Path, ...] = _option(
+        "directory to put in front of the import path before --mount apps are imported "
+        "(repeatable)",
+        parse_directory,
+        "DIR",
+        (),
+        repeatable=True,
+    )
+    wsgi_threads: int = _option(
+        "threads each WSGI app (/legacy and every WSGI --mount) may run requests on",
+        parse_workers,
+        "N",
+        10,
+    )
+    time_file: Path | None = _option(
+        "every second, also write the current time (ISO 8601) to FILE, atomically",
+        parse_output_file,
+        "FILE",
+        None,
+    )
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -324,11 +401,25 @@ def _parse(option: Option, raw: Any, where: str) -> Any:
 
 
 def _as_text(item: Any, where: str) -> str:
+    if isinstance(item, dict):
+        return _mount_table(item, where)
     if isinstance(item, bool):
         return "true" if item else "false"
     if isinstance(item, int | float | str):
         return str(item)
     raise ConfigError(f"{where}: expected a string or a number, got {type(item).__name__}")
+
+
+def _mount_table(table: dict[str, Any], where: str) -> str:
+    """A TOML ``[[mount]]`` table (prefix, app, and optionally kind) as a --mount value."""
+    unknown = set(table) - {"prefix", "app", "kind"}
+    if unknown or not {"prefix", "app"} <= set(table):
+        raise ConfigError(
+            f"{where}: a [[mount]] table takes prefix, app and optionally kind "
+            f"(wsgi, asgi or auto); got {', '.join(sorted(table))}"
+        )
+    kind = str(table.get("kind", "auto"))
+    return f"{table['prefix']}={'' if kind == 'auto' else kind + ':'}{table['app']}"
 
 
 def _read_environ(environ: Mapping[str, str], schema: Mapping[str, Option]) -> dict[str, Any]:
@@ -366,19 +457,15 @@ def _read_toml(path: Path, schema: Mapping[str, Option]) -> dict[str, Any]:
 
 def _check(settings: Settings) -> None:
     """Reject combinations that cannot work, before anything listens."""
-    prefixes = [prefix for prefix, _ in settings.static]
+    prefixes = [prefix for prefix, _ in settings.static] + [m.prefix for m in settings.mount]
     for prefix in prefixes:
         if prefixes.count(prefix) > 1:
-            raise ConfigError(f"{settings.source('static')}: prefix {prefix} is given twice")
+            named = [settings.source(n) for n in ("static", "mount") if getattr(settings, n)]
+            raise ConfigError(f"{' and '.join(named)}: prefix {prefix} is given twice")
     if (settings.certfile is None) != (settings.keyfile is None):
-        given, missing = (
-            ("certfile", "keyfile")
-            if settings.keyfile is None
-            else (
-                "keyfile",
-                "certfile",
-            )
-        )
+        given, missing = ("keyfile", "certfile")
+        if settings.keyfile is None:
+            given, missing = ("certfile", "keyfile")
         raise ConfigError(
             f"{settings.describe(given)} is set but {missing} is not: TLS needs both "
             f"(set --{missing}, {ENV_PREFIX}{missing.upper()} or {missing} in the config file); "

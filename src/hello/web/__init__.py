@@ -7,12 +7,19 @@ from collections.abc import Callable
 from jinja2 import PackageLoader
 from quart import Quart
 
+from hello.clock import Clock
 from hello.lifecycle import Lifecycle
+from hello.tasks import Scheduler
 from hello.web.health import create_health_blueprint
-from hello.web.pages import pages
+from hello.web.pages import create_time_blueprint, pages
 
 
-def create_app(lifecycle: Lifecycle, asset_path: Callable[[str], str]) -> Quart:
+def create_app(
+    lifecycle: Lifecycle,
+    asset_path: Callable[[str], str],
+    scheduler: Scheduler,
+    clock: Clock,
+) -> Quart:
     """The Quart app; ``lifecycle`` is marked started once the app has started serving.
 
     Templates link bundled files with ``asset_url("style.css")``, which gives the
@@ -24,9 +31,15 @@ def create_app(lifecycle: Lifecycle, asset_path: Callable[[str], str]) -> Quart:
     app.jinja_env.globals["asset_url"] = lambda name: "/static/" + asset_path(name)
     app.register_blueprint(pages)
     app.register_blueprint(create_health_blueprint(lifecycle))
+    app.register_blueprint(create_time_blueprint(clock))
 
     @app.before_serving
     async def _started() -> None:
+        scheduler.start(primary=lifecycle.primary)
         lifecycle.started = True
+
+    @app.after_serving
+    async def _stopped() -> None:
+        await scheduler.stop()
 
     return app

@@ -1,0 +1,96 @@
+"""The scheduler: intervals, no overlap, errors logged and survived, one worker or all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from hello.tasks import Scheduler
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_runs_repeatedly_without_overlapping() -> None:
+    scheduler = Scheduler()
+    running = 0
+    most = 0
+    runs = 0
+
+    @scheduler.every(0.01)
+    async def slow() -> None:
+        nonlocal running, most, runs
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.03)  # longer than the interval
+        running -= 1
+        runs += 1
+
+    scheduler.start(primary=True)
+    await asyncio.sleep(0.2)
+    await scheduler.stop()
+    assert most == 1
+    assert 3 <= runs <= 8
+
+
+async def test_an_exception_is_logged_and_the_schedule_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scheduler = Scheduler()
+    calls = 0
+
+    @scheduler.every(0.01)
+    def flaky() -> None:  # a plain function: runs in a thread
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("first run fails")
+
+    with caplog.at_level(logging.ERROR, logger="hello"):
+        scheduler.start(primary=True)
+        await asyncio.sleep(0.1)
+        await scheduler.stop()
+    assert calls >= 3
+    assert "scheduled task" in caplog.text and "first run fails" in caplog.text
+
+
+async def test_only_per_worker_jobs_run_outside_the_first_worker() -> None:
+    scheduler = Scheduler()
+    ran: list[str] = []
+
+    @scheduler.every(10)
+    async def once_per_server() -> None:
+        ran.append("server")
+
+    @scheduler.every(10, per_worker=True)
+    async def every_worker() -> None:
+        ran.append("worker")
+
+    scheduler.start(primary=False)
+    await asyncio.sleep(0.05)
+    await scheduler.stop()
+    assert ran == ["worker"]
+
+
+async def test_stop_cancels_a_running_job() -> None:
+    scheduler = Scheduler()
+    cancelled = asyncio.Event()
+
+    @scheduler.every(1)
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    scheduler.start(primary=True)
+    await asyncio.sleep(0.02)
+    await scheduler.stop()
+    assert cancelled.is_set()
+
+
+def test_bad_intervals_are_refused() -> None:
+    with pytest.raises(ValueError, match="seconds > 0"):
+        Scheduler().every(0)
