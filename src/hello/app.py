@@ -17,7 +17,9 @@ from hello.clock import Clock
 from hello.errors import ConfigError
 from hello.lifecycle import Lifecycle
 from hello.lifespan import LifespanGroup
+from hello.metrics import Metrics
 from hello.mounts import PrefixDispatcher, WSGIMount
+from hello.observe import Observer, Watcher, access_logger
 from hello.settings import Settings
 from hello.static import IndexPage, StaticFiles
 from hello.static_sources import BundledSite, DirectoryFiles
@@ -28,14 +30,22 @@ STATIC_PREFIX = "/static"
 OWN_ROUTES = ("/hello", "/healthz", "/readyz", "/time")
 
 
-def build_app(config: Settings, lifecycle: Lifecycle | None = None) -> ASGIApp:
+def route_prefixes(config: Settings) -> list[str]:
+    """Every mount prefix ``config`` makes: the metrics' route groups."""
+    own = [LEGACY_PREFIX, STATIC_PREFIX]
+    return own + [prefix for prefix, _ in config.static] + [m.prefix for m in config.mount]
+
+
+def build_app(
+    config: Settings, lifecycle: Lifecycle | None = None, metrics: Metrics | None = None
+) -> ASGIApp:
     site = BundledSite.load()
     scheduler = Scheduler()
     clock = Clock(scheduler, config.time_file)
     quart = web.create_app(lifecycle or Lifecycle(), site.asset_path, scheduler, clock)
     bundled = StaticFiles(site)
     mounted: dict[str, ASGIApp] = {
-        LEGACY_PREFIX: _wsgi(legacy.create_app(), config),
+        LEGACY_PREFIX: _wsgi(legacy.create_app(), config, LEGACY_PREFIX, metrics),
         STATIC_PREFIX: bundled,
     }
     for prefix, directory in config.static:
@@ -52,15 +62,26 @@ def build_app(config: Settings, lifecycle: Lifecycle | None = None) -> ASGIApp:
         label = f"{config.source('mount')} {spec}"
         _claim(mounted, spec.prefix, label)
         app, kind = import_app(spec, label)
-        mounted[spec.prefix] = _wsgi(app, config) if kind == "wsgi" else cast(ASGIApp, app)
+        if kind == "wsgi":
+            mounted[spec.prefix] = _wsgi(app, config, spec.prefix, metrics)
+        else:
+            mounted[spec.prefix] = cast(ASGIApp, app)
         if kind == "asgi":
             lifespans.append((spec.prefix, mounted[spec.prefix]))
     composed = IndexPage(bundled, "index.html", PrefixDispatcher(cast(ASGIApp, quart), mounted))
-    return LifespanGroup(composed, lifespans)
+    log = access_logger(config.access_log, config.log_format) if config.access_log else None
+    watchers: list[Watcher] = [metrics] if metrics is not None else []
+    return Observer(LifespanGroup(composed, lifespans), log, watchers)
 
 
-def _wsgi(app: object, config: Settings) -> ASGIApp:
-    return WSGIMount(app, max_body_size=config.max_body_size, threads=config.wsgi_threads)
+def _wsgi(app: object, config: Settings, name: str, metrics: Metrics | None) -> ASGIApp:
+    return WSGIMount(
+        app,
+        max_body_size=config.max_body_size,
+        threads=config.wsgi_threads,
+        name=name,
+        metrics=metrics,
+    )
 
 
 def _claim(mounted: dict[str, ASGIApp], prefix: str, label: str) -> None:

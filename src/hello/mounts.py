@@ -12,6 +12,7 @@ when Content-Length announces it, as soon as it is exceeded otherwise.
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from typing import IO, Any, cast
@@ -19,6 +20,7 @@ from typing import IO, Any, cast
 from a2wsgi import WSGIMiddleware
 
 from hello.asgi_types import ASGIApp, Message, Receive, Scope, Send
+from hello.metrics import Metrics
 
 WSGIApp = Any  # PEP 3333 callables are too loosely typed to describe usefully here
 
@@ -63,10 +65,22 @@ def check_prefix(prefix: str) -> None:
 class WSGIMount:
     """An ASGI app that runs ``wsgi_app`` in a thread pool, its body buffered first."""
 
-    def __init__(self, wsgi_app: WSGIApp, *, max_body_size: int, threads: int = 10) -> None:
+    def __init__(
+        self,
+        wsgi_app: WSGIApp,
+        *,
+        max_body_size: int,
+        threads: int = 10,
+        name: str = "",
+        metrics: Metrics | None = None,
+    ) -> None:
         bridge = WSGIMiddleware(_terminated_input(wsgi_app), workers=threads)
         self.bridge = cast(ASGIApp, bridge)
         self.max_body_size = max_body_size
+        self.threads = threads
+        self.name = name
+        self.metrics = metrics
+        self._reported_pid = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -93,7 +107,21 @@ class WSGIMount:
             ]
             headers.append((b"content-length", str(size).encode()))
             replay = _Replay(body, receive)
-            await self.bridge({**scope, "headers": headers}, replay, send)
+            if self.metrics is None:
+                await self.bridge({**scope, "headers": headers}, replay, send)
+                return
+            busy = self._busy_gauge(self.metrics)
+            busy.inc()
+            try:
+                await self.bridge({**scope, "headers": headers}, replay, send)
+            finally:
+                busy.dec()
+
+    def _busy_gauge(self, metrics: Metrics) -> Any:
+        if self._reported_pid != os.getpid():  # once in each worker process
+            self._reported_pid = os.getpid()
+            metrics.wsgi_threads.labels(self.name).set(self.threads)
+        return metrics.wsgi_busy.labels(self.name)
 
     async def _receive_body(self, receive: Receive, body: IO[bytes]) -> int | None:
         """Write the whole request body to ``body``; its size, or None on disconnect.

@@ -12,15 +12,18 @@ exits 0.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import ssl
+import tempfile
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
-from socket import socket
+from socket import AF_INET, AF_INET6, SOCK_DGRAM, socket
 from typing import Any, cast
 
 from hypercorn.asyncio.run import worker_serve
@@ -29,10 +32,11 @@ from hypercorn.typing import ASGIFramework
 from hypercorn.utils import wrap_app
 
 from hello import protocols
-from hello.app import build_app
+from hello.app import OWN_ROUTES, build_app, route_prefixes
 from hello.asgi_types import ASGIApp
-from hello.errors import StartupError
+from hello.errors import ConfigError, StartupError
 from hello.lifecycle import Lifecycle
+from hello.metrics import Metrics, process_gone, start_listener
 from hello.settings import Settings
 from hello.tls import create_ssl_context
 
@@ -41,8 +45,6 @@ log = logging.getLogger("hello")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 RESTART_INTERVAL = 1.0  # at most one worker replacement a second, so a crash loop stays calm
 KILL_MARGIN = 5.0  # seconds past graceful_timeout before a worker that hangs is killed
-# Hypercorn's default, with the query string kept in the request line.
-ACCESS_LOG_FORMAT = '%(h)s %(l)s %(l)s %(t)s "%(R)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
 class HypercornConfig(Config):
@@ -55,11 +57,10 @@ class HypercornConfig(Config):
         self.certfile = str(settings.certfile) if settings.certfile else None
         self.keyfile = str(settings.keyfile) if settings.keyfile else None
         self.workers = settings.workers
-        self.accesslog = settings.access_log
+        self.accesslog = None  # hello writes its own (observe.py): request ids, JSON
         self.errorlog = settings.error_log
         self.loglevel = settings.log_level.upper()
         self.graceful_timeout = settings.graceful_timeout
-        self.access_log_format = ACCESS_LOG_FORMAT
         self.wsgi_max_body_size = settings.max_body_size
 
     def create_ssl_context(self) -> ssl.SSLContext | None:
@@ -70,14 +71,60 @@ def run(settings: Settings) -> None:
     """Serve until told to stop. Raises ConfigError or StartupError before anything listens."""
     if settings.tls:
         create_ssl_context(settings)  # a bad pair fails here, with the flag named
+    if settings.quic_bind:
+        _require_aioquic(settings)
     protocols.install()
     lifecycle = Lifecycle()
-    app = build_app(settings, lifecycle)
+    metrics = _metrics(settings)
+    app = build_app(settings, lifecycle, metrics)
     sockets = bind_sockets(settings)
+    if metrics is not None:
+        _start_metrics(settings, metrics, sockets)
     if settings.workers == 1:
+        _watch_certificate(settings, metrics)
         serve(settings, app, lifecycle, sockets)
     else:
-        Supervisor(settings, app, lifecycle, sockets).run()
+        Supervisor(settings, app, lifecycle, sockets, metrics).run()
+
+
+def _watch_certificate(settings: Settings, metrics: Metrics | None) -> None:
+    """Each serving process reports the expiry of the certificate it serves."""
+    if metrics is not None and settings.certfile is not None:
+        metrics.watch_certificate(settings.certfile)
+
+
+def _require_aioquic(settings: Settings) -> None:
+    try:
+        import aioquic  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            f"{settings.describe('quic_bind')}: HTTP/3 needs aioquic, which this installation "
+            "lacks; install hello with the h3 extra (pip install 'hello[h3]')"
+        ) from None
+
+
+def _metrics(settings: Settings) -> Metrics | None:
+    if settings.metrics_bind is None:
+        return None
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Every worker writes its figures here; chosen before prometheus_client is imported.
+        directory = tempfile.mkdtemp(prefix="hello-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return Metrics(route_prefixes(settings), OWN_ROUTES)
+
+
+def _start_metrics(settings: Settings, metrics: Metrics, sockets: Sockets) -> None:
+    assert settings.metrics_bind is not None
+    host, _, port = settings.metrics_bind.rpartition(":")
+    try:
+        start_listener(metrics, host.strip("[]"), int(port))
+    except OSError as error:
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
+            sock.close()
+        raise StartupError(
+            f"cannot listen on {settings.describe('metrics_bind')}: {error.strerror or error}"
+        ) from None
 
 
 def bind_sockets(settings: Settings) -> Sockets:
@@ -95,9 +142,29 @@ def bind_sockets(settings: Settings) -> Sockets:
             reason = error.strerror or str(error)
             where = settings.source("bind")
             raise StartupError(f"cannot listen on {bind} ({where}): {reason}") from None
+    quic = _bind_quic(settings, opened)
     if settings.tls:
-        return Sockets(secure_sockets=opened, insecure_sockets=[], quic_sockets=[])
+        return Sockets(secure_sockets=opened, insecure_sockets=[], quic_sockets=quic)
     return Sockets(secure_sockets=[], insecure_sockets=opened, quic_sockets=[])
+
+
+def _bind_quic(settings: Settings, opened: list[socket]) -> list[socket]:
+    quic: list[socket] = []
+    for bind in settings.quic_bind:
+        host, _, port = bind.rpartition(":")
+        host = host.strip("[]")
+        family = AF_INET6 if ":" in host else AF_INET
+        sock = socket(family, SOCK_DGRAM)
+        try:
+            sock.bind((host, int(port)))
+        except OSError as error:
+            for other in [*opened, *quic, sock]:
+                other.close()
+            reason = error.strerror or str(error)
+            raise StartupError(f"cannot listen on UDP {bind} (--quic-bind): {reason}") from None
+        sock.setblocking(False)
+        quic.append(sock)
+    return quic
 
 
 def serve(settings: Settings, app: ASGIApp, lifecycle: Lifecycle, sockets: Sockets) -> None:
@@ -119,6 +186,8 @@ async def _serve(settings: Settings, app: ASGIApp, lifecycle: Lifecycle, sockets
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, _stop)
     config = HypercornConfig(settings)
+    ports = sorted({sock.getsockname()[1] for sock in sockets.quic_sockets})
+    config.alt_svc_headers = [f'h3=":{port}"; ma=86400' for port in ports]
     serving = asyncio.ensure_future(
         worker_serve(
             wrap_app(cast(ASGIFramework, app), config.wsgi_max_body_size, "asgi"),
@@ -149,8 +218,14 @@ class Supervisor:
     """Fork ``settings.workers`` workers on the shared sockets; keep that many alive."""
 
     def __init__(
-        self, settings: Settings, app: ASGIApp, lifecycle: Lifecycle, sockets: Sockets
+        self,
+        settings: Settings,
+        app: ASGIApp,
+        lifecycle: Lifecycle,
+        sockets: Sockets,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.settings = settings
         self.app = app
         self.lifecycle = lifecycle
@@ -188,13 +263,18 @@ class Supervisor:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         self.lifecycle.worker_index = index  # this process's own copy, after the fork
+        _watch_certificate(self.settings, self.metrics)
         serve(self.settings, self.app, self.lifecycle, self.sockets)
 
     def _reap(self, *, expected: bool) -> None:
         for worker in [worker for worker in self.workers if not worker.is_alive()]:
             worker.join()
             self.workers.remove(worker)
+            if worker.pid is not None:
+                process_gone(worker.pid)
             if not expected:
+                if self.metrics is not None:
+                    self.metrics.worker_restarts.inc()
                 log.error(
                     "worker %s exited with code %s; starting another", worker.pid, worker.exitcode
                 )

@@ -181,6 +181,18 @@ def parse_output_file(text: str) -> Path:
     return path
 
 
+def parse_host_port(text: str) -> str:
+    if _HOST_PORT.match(text) is None or int(text.rsplit(":", 1)[1]) > 65535:
+        raise ValueError("expected HOST:PORT or [IPv6]:PORT")
+    return text
+
+
+def parse_log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return text
+
+
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -225,11 +237,31 @@ class Settings:
         "PEM private key for TLS (needs --certfile)", parse_path, "FILE", None
     )
     workers: int = _option("number of worker processes", parse_workers, "N", 1)
+    quic_bind: tuple[str, ...] = _option(
+        "also serve HTTP/3 over QUIC on this UDP address (repeatable; needs TLS, one worker "
+        "and the h3 extra); TLS responses then advertise it with Alt-Svc",
+        parse_host_port,
+        "HOST:PORT",
+        (),
+        repeatable=True,
+    )
+    metrics_bind: str | None = _option(
+        "serve Prometheus metrics on this separate address (never on the public listeners)",
+        parse_host_port,
+        "HOST:PORT",
+        None,
+    )
     access_log: str | None = _option(
         "write an access log line per request to FILE, or - for standard output",
         parse_log_target,
         "FILE",
         None,
+    )
+    log_format: str = _option(
+        "access log lines as text (combined format) or json (one object a line)",
+        parse_log_format,
+        "FORMAT",
+        "text",
     )
     error_log: str = _option(
         "where server messages go: - for standard error, or a file", parse_log_target, "FILE", "-"
@@ -462,6 +494,15 @@ def _check(settings: Settings) -> None:
         if prefixes.count(prefix) > 1:
             named = [settings.source(n) for n in ("static", "mount") if getattr(settings, n)]
             raise ConfigError(f"{' and '.join(named)}: prefix {prefix} is given twice")
+    if settings.quic_bind and not (settings.certfile or settings.keyfile):
+        raise ConfigError(
+            f"{settings.describe('quic_bind')}: HTTP/3 needs TLS; set --certfile and --keyfile"
+        )
+    if settings.quic_bind and settings.workers > 1:
+        raise ConfigError(
+            f"{settings.describe('quic_bind')} with {settings.describe('workers')}: QUIC "
+            "works with one worker only (Hypercorn's QUIC fails with several); use --workers 1"
+        )
     if (settings.certfile is None) != (settings.keyfile is None):
         given, missing = ("keyfile", "certfile")
         if settings.keyfile is None:

@@ -1,0 +1,128 @@
+"""Prometheus metrics, served on their own listener (``--metrics-bind``), never the public one.
+
+With several workers every process writes its figures to files in a shared directory
+(prometheus-client's multiprocess mode, chosen by PROMETHEUS_MULTIPROC_DIR before the library
+is first imported: ``server.run`` sets it), and the listener, in the first process, adds them
+up. Route groups keep the label sets small: ``/`` , each mount prefix, each Quart route, and
+``other``.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hello.observe import Exchange
+
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self, prefixes: Sequence[str], routes: Sequence[str]) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.prefixes = sorted(prefixes, key=len, reverse=True)
+        self.routes = set(routes)
+        # In multiprocess mode the values live in files; the registry here is only for
+        # serving a single process's figures.
+        self.registry = CollectorRegistry()
+        registry = None if multiprocess() else self.registry
+        self.requests = Counter(
+            "hello_requests",
+            "HTTP requests answered",
+            ["route", "status", "protocol"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "hello_request_duration_seconds",
+            "Time from request to the end of the response",
+            ["route"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.bytes = Counter(
+            "hello_response_body_bytes", "Response body bytes sent", ["route"], registry=registry
+        )
+        self.in_flight = Gauge(
+            "hello_requests_in_flight",
+            "Requests being answered",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.wsgi_busy = Gauge(
+            "hello_wsgi_requests_busy",
+            "Requests a WSGI app's thread pool is working on",
+            ["mount"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.wsgi_threads = Gauge(
+            "hello_wsgi_threads",
+            "Threads of a WSGI app's pool",
+            ["mount"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.certificate_expiry = Gauge(
+            "hello_certificate_expiry_seconds",
+            "Seconds until the served certificate expires",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.worker_restarts = Counter(
+            "hello_worker_restarts",
+            "Workers that exited unexpectedly and were replaced",
+            registry=registry,
+        )
+
+    def route(self, path: str) -> str:
+        if path == "/":
+            return "/"
+        for prefix in self.prefixes:
+            if path == prefix or path.startswith(prefix + "/"):
+                return prefix
+        return path if path in self.routes else "other"
+
+    def started(self) -> None:
+        self.in_flight.inc()
+
+    def finished(self, exchange: Exchange) -> None:
+        self.in_flight.dec()
+        route = self.route(exchange.path)
+        self.requests.labels(route, str(exchange.status), exchange.protocol).inc()
+        self.duration.labels(route).observe(exchange.duration)
+        self.bytes.labels(route).inc(exchange.bytes_sent)
+
+    def watch_certificate(self, certfile: Path) -> None:
+        """Set the expiry gauge from the certificate's notAfter."""
+        decoded: dict[str, Any] = ssl._ssl._test_decode_cert(str(certfile))  # type: ignore[attr-defined]
+        expires = ssl.cert_time_to_seconds(decoded["notAfter"])
+        self.certificate_expiry.set(expires - time.time())
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def start_listener(metrics: Metrics, host: str, port: int) -> None:
+    """Serve /metrics (any path, in fact) on host:port from a thread of this process."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = metrics.registry
+    if multiprocess():
+        from prometheus_client import multiprocess as mp
+
+        registry = CollectorRegistry()
+        mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=host, registry=registry)
+
+
+def process_gone(pid: int) -> None:
+    if multiprocess():
+        from prometheus_client import multiprocess as mp
+
+        mp.mark_process_dead(pid)  # type: ignore[no-untyped-call]
