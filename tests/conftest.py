@@ -26,6 +26,10 @@ class Certs:
     certfile: Path
     keyfile: Path
 
+    def flags(self) -> list[str]:
+        """The command-line flags that serve this pair."""
+        return ["--certfile", str(self.certfile), "--keyfile", str(self.keyfile)]
+
     def client_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca_file))
         return context
@@ -84,10 +88,7 @@ def tls_server(certs: Certs) -> Iterator[HelloProcess]:
         [
             "--bind",
             "127.0.0.1:0",
-            "--certfile",
-            str(certs.certfile),
-            "--keyfile",
-            str(certs.keyfile),
+            *certs.flags(),
         ],
         env=clean_environ(),
     )

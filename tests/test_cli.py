@@ -72,6 +72,13 @@ def test_version_and_help_exit_zero() -> None:
     assert "--certfile" in shown.stdout
 
 
+def run_with_pair(certfile: Path, keyfile: Path) -> tuple[int, str]:
+    """hello with this certificate and key: its exit code and standard error."""
+    args = ["--bind", "127.0.0.1:0", "--certfile", str(certfile), "--keyfile", str(keyfile)]
+    done = run_hello(args, env=clean_environ())
+    return done.returncode, done.stderr
+
+
 def assert_one_line_error(stderr: str, *expected: str) -> None:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
@@ -96,74 +103,29 @@ def test_keyfile_from_environment_without_certfile(certs: Certs) -> None:
     assert_one_line_error(done.stderr, f"HELLO_KEYFILE={certs.keyfile}", "certfile is not")
 
 
-def test_missing_certificate_file(certs: Certs, tmp_path: Path) -> None:
-    missing = tmp_path / "nope.pem"
-    done = run_hello(
-        ["--bind", "127.0.0.1:0", "--certfile", str(missing), "--keyfile", str(certs.keyfile)],
-        env=clean_environ(),
-    )
-    assert done.returncode == 2
-    assert_one_line_error(done.stderr, f"cannot read --certfile {missing}", "No such file")
-
-
-def test_key_path_that_cannot_be_read(certs: Certs, tmp_path: Path) -> None:
-    done = run_hello(
-        ["--bind", "127.0.0.1:0", "--certfile", str(certs.certfile), "--keyfile", str(tmp_path)],
-        env=clean_environ(),
-    )
-    assert done.returncode == 2
-    assert_one_line_error(done.stderr, f"cannot read --keyfile {tmp_path}", "Is a directory")
-
-
-def test_key_that_does_not_match(certs: Certs, tmp_path: Path) -> None:
-    other = make_certs(tmp_path / "other")
-    done = run_hello(
-        [
-            "--bind",
-            "127.0.0.1:0",
-            "--certfile",
-            str(certs.certfile),
-            "--keyfile",
-            str(other.keyfile),
-        ],
-        env=clean_environ(),
-    )
-    assert done.returncode == 2
-    assert_one_line_error(
-        done.stderr, f"--keyfile {other.keyfile} does not match --certfile {certs.certfile}"
-    )
-
-
-def test_certificate_file_that_is_not_a_certificate(certs: Certs) -> None:
-    done = run_hello(
-        [
-            "--bind",
-            "127.0.0.1:0",
-            "--certfile",
-            str(certs.keyfile),
-            "--keyfile",
-            str(certs.keyfile),
-        ],
-        env=clean_environ(),
-    )
-    assert done.returncode == 2
-    assert_one_line_error(done.stderr, f"--certfile {certs.keyfile} holds no PEM certificate")
-
-
-def test_key_file_that_is_not_a_key(certs: Certs) -> None:
-    done = run_hello(
-        [
-            "--bind",
-            "127.0.0.1:0",
-            "--certfile",
-            str(certs.certfile),
-            "--keyfile",
-            str(certs.certfile),
-        ],
-        env=clean_environ(),
-    )
-    assert done.returncode == 2
-    assert_one_line_error(done.stderr, f"--keyfile {certs.certfile} is not a usable PEM")
+@pytest.mark.parametrize(
+    ("pair", "expected"),
+    [
+        (("missing", "key"), ("cannot read --certfile {missing}", "No such file")),
+        (("cert", "directory"), ("cannot read --keyfile {directory}", "Is a directory")),
+        (("cert", "other_key"), ("--keyfile {other_key} does not match --certfile {cert}",)),
+        (("key", "key"), ("--certfile {key} holds no PEM certificate",)),
+        (("cert", "cert"), ("--keyfile {cert} is not a usable PEM",)),
+    ],
+)
+def test_bad_certificate_pairs(
+    certs: Certs, tmp_path: Path, pair: tuple[str, str], expected: tuple[str, ...]
+) -> None:
+    files = {
+        "cert": certs.certfile,
+        "key": certs.keyfile,
+        "missing": tmp_path / "nope.pem",
+        "directory": tmp_path,
+        "other_key": make_certs(tmp_path / "other").keyfile,
+    }
+    code, stderr = run_with_pair(files[pair[0]], files[pair[1]])
+    assert code == 2
+    assert_one_line_error(stderr, *(text.format(**files) for text in expected))
 
 
 @pytest.mark.parametrize("bind", ["8443", "localhost", "::1:8000", "host:70000"])
@@ -210,7 +172,7 @@ def test_bad_flag_value_and_unknown_flag() -> None:
 
 def test_check_requests_the_pages_in_process(certs: Certs) -> None:
     done = run_hello(
-        ["--check", "--certfile", str(certs.certfile), "--keyfile", str(certs.keyfile)],
+        ["--check", *certs.flags()],
         env=clean_environ(),
     )
     assert done.returncode == 0, done.stderr

@@ -78,7 +78,7 @@ async def h3_get(port: int, certs: Certs, *paths: str) -> list[tuple[int, bytes]
 
 @pytest.fixture
 def server(certs: Certs) -> Iterator[HelloProcess]:
-    tls = ["--certfile", str(certs.certfile), "--keyfile", str(certs.keyfile)]
+    tls = [*certs.flags()]
     process = HelloProcess(
         ["--bind", "127.0.0.1:0", *tls, "--access-log", "-", "--log-format", "json"],
         env=clean_environ(),
@@ -162,7 +162,7 @@ def test_metrics_on_their_own_listener(certs: Certs, workers: str) -> None:
     probe = HelloProcess(["--bind", "127.0.0.1:0"], env=clean_environ())
     metrics_port = urlsplit(probe.url).port
     probe.stop()
-    tls = ["--certfile", str(certs.certfile), "--keyfile", str(certs.keyfile)]
+    tls = [*certs.flags()]
     server = HelloProcess(
         [
             "--bind",
@@ -201,7 +201,7 @@ def test_metrics_on_their_own_listener(certs: Certs, workers: str) -> None:
 def test_quic_needs_tls_and_one_worker(certs: Certs) -> None:
     plain = run_hello(["--quic-bind", "127.0.0.1:0"], env=clean_environ())
     assert plain.returncode == 2 and "HTTP/3 needs TLS" in plain.stderr
-    tls = ["--certfile", str(certs.certfile), "--keyfile", str(certs.keyfile)]
+    tls = [*certs.flags()]
     several = run_hello(["--quic-bind", "127.0.0.1:0", "--workers", "2", *tls], env=clean_environ())
     assert several.returncode == 2 and "one worker only" in several.stderr
 

@@ -89,10 +89,7 @@ def tls_args(certs: Certs) -> list[str]:
     return [
         "--bind",
         "127.0.0.1:0",
-        "--certfile",
-        str(certs.certfile),
-        "--keyfile",
-        str(certs.keyfile),
+        *certs.flags(),
     ]
 
 
@@ -165,10 +162,7 @@ def test_check_from_the_pyz(pyz: Path, shared_certs: Certs) -> None:
             BARE_PYTHON,
             str(pyz),
             "--check",
-            "--certfile",
-            str(shared_certs.certfile),
-            "--keyfile",
-            str(shared_certs.keyfile),
+            *shared_certs.flags(),
         ],
         capture_output=True,
         text=True,

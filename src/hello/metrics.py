@@ -9,6 +9,7 @@ up. Route groups keep the label sets small: ``/`` , each mount prefix, each Quar
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from hello.observe import Exchange
+
+log = logging.getLogger("hello")
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -99,8 +102,12 @@ class Metrics:
 
     def watch_certificate(self, certfile: Path) -> None:
         """Set the expiry gauge from the certificate's notAfter."""
-        decoded: dict[str, Any] = ssl._ssl._test_decode_cert(str(certfile))  # type: ignore[attr-defined]
-        expires = ssl.cert_time_to_seconds(decoded["notAfter"])
+        try:  # the ssl module decodes PEM files only through this helper
+            decoded: dict[str, Any] = ssl._ssl._test_decode_cert(str(certfile))  # type: ignore[attr-defined]
+            expires = ssl.cert_time_to_seconds(decoded["notAfter"])
+        except (AttributeError, KeyError, OSError, ValueError, ssl.SSLError) as error:
+            log.warning("cannot read the expiry of %s for the metrics: %s", certfile, error)
+            return
         self.certificate_expiry.set(expires - time.time())
 
 
