@@ -20,6 +20,7 @@ from tests.support import HelloProcess, run_hello
 MOUNTED = Path(__file__).parent / "mounted"
 MOUNTS = {
     "/dj": "djsite.wsgi:application",
+    "/dja": "djsite.asgi:application",
     "/pyr": "pyramid_site:app",
     "/bottle": "bottle_site:app",
     "/star": "starlette_site:app",
@@ -45,6 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HelloProcess]:
     ("prefix", "path", "framework", "url"),
     [
         ("/dj", "/dj/hi/", "django", "/dj/hi/"),
+        ("/dja", "/dja/hi/", "django", "/dja/hi/"),
         ("/pyr", "/pyr/hi", "pyramid", "/pyr/hi"),
         ("/bottle", "/bottle/hi", "bottle", "/bottle/hi"),
         ("/star", "/star/hi", "starlette", "/star/hi"),

@@ -5,3 +5,4 @@ ROOT_URLCONF = "djsite.urls"
 INSTALLED_APPS: list[str] = []
 MIDDLEWARE: list[str] = []
 USE_TZ = True
+TIME_ZONE = "UTC"
