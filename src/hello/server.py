@@ -39,6 +39,7 @@ from hello.lifecycle import Lifecycle
 from hello.metrics import Metrics, process_gone, start_listener
 from hello.settings import Settings
 from hello.tls import create_ssl_context
+from hello.tls.reload import CertificateReloader
 
 log = logging.getLogger("hello")
 
@@ -63,7 +64,11 @@ class HypercornConfig(Config):
         self.graceful_timeout = settings.graceful_timeout
         self.wsgi_max_body_size = settings.max_body_size
 
+    reloader: CertificateReloader | None = None
+
     def create_ssl_context(self) -> ssl.SSLContext | None:
+        if self.reloader is not None:
+            return self.reloader.server_context()
         return create_ssl_context(self.settings) if self.settings.tls else None
 
 
@@ -73,6 +78,8 @@ def run(settings: Settings) -> None:
         create_ssl_context(settings)  # a bad pair fails here, with the flag named
     if settings.quic_bind:
         _require_aioquic(settings)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload, once serving; never an exit
+    _configure_logging(settings)
     protocols.install()
     lifecycle = Lifecycle()
     metrics = _metrics(settings)
@@ -82,7 +89,7 @@ def run(settings: Settings) -> None:
         _start_metrics(settings, metrics, sockets)
     if settings.workers == 1:
         _watch_certificate(settings, metrics)
-        serve(settings, app, lifecycle, sockets)
+        serve(settings, app, lifecycle, sockets, metrics)
     else:
         Supervisor(settings, app, lifecycle, sockets, metrics).run()
 
@@ -91,6 +98,20 @@ def _watch_certificate(settings: Settings, metrics: Metrics | None) -> None:
     """Each serving process reports the expiry of the certificate it serves."""
     if metrics is not None and settings.certfile is not None:
         metrics.watch_certificate(settings.certfile)
+
+
+def _configure_logging(settings: Settings) -> None:
+    """hello's own messages go where Hypercorn's do, in the same format and at the same level."""
+    target = settings.error_log
+    handler = logging.StreamHandler() if target == "-" else logging.FileHandler(target)
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s [%(process)d] [%(levelname)s] %(message)s", "[%Y-%m-%d %H:%M:%S %z]"
+        )
+    )
+    log.handlers = [handler]
+    log.setLevel(settings.log_level.upper())
+    log.propagate = False
 
 
 def _require_aioquic(settings: Settings) -> None:
@@ -167,12 +188,24 @@ def _bind_quic(settings: Settings, opened: list[socket]) -> list[socket]:
     return quic
 
 
-def serve(settings: Settings, app: ASGIApp, lifecycle: Lifecycle, sockets: Sockets) -> None:
+def serve(
+    settings: Settings,
+    app: ASGIApp,
+    lifecycle: Lifecycle,
+    sockets: Sockets,
+    metrics: Metrics | None = None,
+) -> None:
     """Run one worker in this process until SIGTERM or SIGINT, then drain and return."""
-    asyncio.run(_serve(settings, app, lifecycle, sockets))
+    asyncio.run(_serve(settings, app, lifecycle, sockets, metrics))
 
 
-async def _serve(settings: Settings, app: ASGIApp, lifecycle: Lifecycle, sockets: Sockets) -> None:
+async def _serve(
+    settings: Settings,
+    app: ASGIApp,
+    lifecycle: Lifecycle,
+    sockets: Sockets,
+    metrics: Metrics | None,
+) -> None:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_exception_handler)
     stop = asyncio.Event()
@@ -186,6 +219,13 @@ async def _serve(settings: Settings, app: ASGIApp, lifecycle: Lifecycle, sockets
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, _stop)
     config = HypercornConfig(settings)
+    watching = None
+    if settings.tls:
+        reloader = config.reloader = CertificateReloader(settings)
+        if metrics is not None:
+            reloader.on_reload.append(lambda: _watch_certificate(settings, metrics))
+        loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
+        watching = asyncio.ensure_future(reloader.watch())
     ports = sorted({sock.getsockname()[1] for sock in sockets.quic_sockets})
     config.alt_svc_headers = [f'h3=":{port}"; ma=86400' for port in ports]
     serving = asyncio.ensure_future(
@@ -199,6 +239,8 @@ async def _serve(settings: Settings, app: ASGIApp, lifecycle: Lifecycle, sockets
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
+    if watching is not None:
+        watching.cancel()
     try:
         # Hypercorn bounds the drain by graceful_timeout; this bounds Hypercorn.
         await asyncio.wait_for(serving, settings.graceful_timeout + KILL_MARGIN)
@@ -237,6 +279,7 @@ class Supervisor:
     def run(self) -> None:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._stop)
+        signal.signal(signal.SIGHUP, self._hangup)
         while not self.stopping:
             self._populate()
             wait([worker.sentinel for worker in self.workers])
@@ -262,9 +305,10 @@ class Supervisor:
     def _work(self, index: int) -> None:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop handles it
         self.lifecycle.worker_index = index  # this process's own copy, after the fork
         _watch_certificate(self.settings, self.metrics)
-        serve(self.settings, self.app, self.lifecycle, self.sockets)
+        serve(self.settings, self.app, self.lifecycle, self.sockets, self.metrics)
 
     def _reap(self, *, expected: bool) -> None:
         for worker in [worker for worker in self.workers if not worker.is_alive()]:
@@ -279,6 +323,12 @@ class Supervisor:
                     "worker %s exited with code %s; starting another", worker.pid, worker.exitcode
                 )
                 time.sleep(RESTART_INTERVAL)
+
+    def _hangup(self, signum: int, frame: object) -> None:
+        """SIGHUP: every worker reloads its certificate."""
+        for worker in self.workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGHUP)
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True

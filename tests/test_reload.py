@@ -1,0 +1,139 @@
+"""Certificates replaced on disk reach new connections: on SIGHUP and by themselves."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Certs, clean_environ, make_certs
+from tests.support import HelloProcess
+from tests.test_server import _handshake
+
+
+@pytest.fixture
+def pairs(tmp_path: Path) -> tuple[Certs, Certs, Path]:
+    """An old and a new pair from different CAs, and a live directory serving the old one."""
+    old, new = make_certs(tmp_path / "old"), make_certs(tmp_path / "new")
+    live = tmp_path / "live"
+    live.mkdir()
+    install(old, live)
+    return old, new, live
+
+
+def install(certs: Certs, live: Path, *, key: Path | None = None) -> None:
+    """Put a pair in place the way renewal tools do: a new file renamed over the old one."""
+    for source, name in ((certs.certfile, "cert.pem"), (key or certs.keyfile, "key.pem")):
+        shutil.copy(source, live / f".{name}.tmp")
+        (live / f".{name}.tmp").replace(live / name)
+
+
+def served_certificate(url: str, old: Certs, new: Certs) -> bytes:
+    context = ssl.create_default_context(cafile=str(old.ca_file))
+    context.load_verify_locations(cafile=str(new.ca_file))
+    with _handshake(url, context) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def der_of(certs: Certs) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(certs.certfile.read_text())
+
+
+def wait_for(url: str, certs: Certs, old: Certs, new: Certs, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while served_certificate(url, old, new) != der_of(certs):
+        assert time.monotonic() < deadline, "the new certificate was never served"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def server(pairs: tuple[Certs, Certs, Path]) -> Iterator[HelloProcess]:
+    _, _, live = pairs
+    process = HelloProcess(
+        [
+            "--bind",
+            "127.0.0.1:0",
+            "--certfile",
+            str(live / "cert.pem"),
+            "--keyfile",
+            str(live / "key.pem"),
+        ],
+        env=clean_environ(),
+    )
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def test_sighup_swaps_in_the_new_certificate(
+    server: HelloProcess, pairs: tuple[Certs, Certs, Path]
+) -> None:
+    old, new, live = pairs
+    assert served_certificate(server.url, old, new) == der_of(old)
+    install(new, live)
+    server.signal(signal.SIGHUP)
+    wait_for(server.url, new, old, new)
+    assert "certificate reloaded (SIGHUP)" in server.stderr
+    assert server.stop() == 0
+
+
+def test_an_invalid_replacement_is_refused_and_the_old_one_kept(
+    server: HelloProcess, pairs: tuple[Certs, Certs, Path]
+) -> None:
+    old, new, live = pairs
+    install(new, live, key=old.keyfile)  # the new certificate with the old key: mismatched
+    server.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "certificate not reloaded" not in server.stderr:
+        assert time.monotonic() < deadline, server.stderr
+        time.sleep(0.05)
+    assert "does not match" in server.stderr and "still serving the previous one" in server.stderr
+    assert served_certificate(server.url, old, new) == der_of(old)
+    assert server.stop() == 0
+
+
+def test_files_changed_on_disk_are_picked_up_without_a_signal(
+    server: HelloProcess, pairs: tuple[Certs, Certs, Path]
+) -> None:
+    old, new, live = pairs
+    install(new, live)
+    wait_for(server.url, new, old, new)
+    assert "certificate reloaded (the files changed)" in server.stderr
+    assert server.stop() == 0
+
+
+def test_sighup_reaches_every_worker(pairs: tuple[Certs, Certs, Path]) -> None:
+    old, new, live = pairs
+    server = HelloProcess(
+        [
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "--certfile",
+            str(live / "cert.pem"),
+            "--keyfile",
+            str(live / "key.pem"),
+        ],
+        env=clean_environ(),
+    )
+    try:
+        install(new, live)
+        server.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while server.stderr.count("certificate reloaded") < 2:
+            assert time.monotonic() < deadline, server.stderr
+            time.sleep(0.05)
+        for _ in range(10):  # whichever worker accepts, it serves the new certificate
+            assert served_certificate(server.url, old, new) == der_of(new)
+        assert server.stop() == 0
+    finally:
+        server.kill()
