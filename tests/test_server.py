@@ -391,3 +391,27 @@ def test_console_script_and_hypercorn_serve_the_same_app() -> None:
     finally:
         for server in servers:
             assert server.stop() == 0
+
+
+def test_hsts_on_tls_only(
+    tls_server: HelloProcess, plain_server: HelloProcess, certs: Certs
+) -> None:
+    with h2_client(certs) as client:
+        secure = client.get(tls_server.url + "/")
+    assert secure.headers["strict-transport-security"] == "max-age=31536000"
+    with httpx.Client() as client:
+        plain = client.get(plain_server.url + "/")
+    assert "strict-transport-security" not in plain.headers
+
+
+def test_hsts_can_be_switched_off(certs: Certs) -> None:
+    server = HelloProcess(
+        ["--bind", "127.0.0.1:0", *certs.flags(), "--hsts-max-age", "0"], env=clean_environ()
+    )
+    try:
+        with h2_client(certs) as client:
+            response = client.get(server.url + "/")
+        assert response.status_code == 200
+        assert "strict-transport-security" not in response.headers
+    finally:
+        assert server.stop() == 0

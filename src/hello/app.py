@@ -71,7 +71,7 @@ def build_app(
     composed = IndexPage(bundled, "index.html", PrefixDispatcher(cast(ASGIApp, quart), mounted))
     log = access_logger(config.access_log, config.log_format) if config.access_log else None
     watchers: list[Watcher] = [metrics] if metrics is not None else []
-    return Observer(LifespanGroup(composed, lifespans), log, watchers)
+    return Observer(LifespanGroup(composed, lifespans), log, watchers, config.hsts_max_age)
 
 
 def _wsgi(app: object, config: Settings, name: str, metrics: Metrics | None) -> ASGIApp:

@@ -103,10 +103,17 @@ class Observer:
         app: ASGIApp,
         log: Callable[[Exchange], None] | None,
         watchers: list[Watcher],
+        hsts_max_age: int = 0,
     ) -> None:
         self.app = app
         self.log = log
         self.watchers = watchers
+        # Sent on responses over TLS only: over plain HTTP the header is meaningless (RFC 6797).
+        self.tls_headers = (
+            [(b"strict-transport-security", f"max-age={hsts_max_age}".encode())]
+            if hsts_max_age
+            else []
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,6 +122,7 @@ class Observer:
         headers = {key: bytes(value) for key, value in scope["headers"]}
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        secure = scope.get("scheme") == "https"
         status = 0
         sent = 0
         started = time.time()
@@ -128,6 +136,7 @@ class Observer:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
+                    *(self.tls_headers if secure else ()),
                 ]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))

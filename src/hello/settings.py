@@ -84,6 +84,16 @@ def parse_workers(text: str) -> int:
     return value
 
 
+def parse_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("expected a whole number, 0 or more") from None
+    if value < 0:
+        raise ValueError("expected a whole number, 0 or more")
+    return value
+
+
 def parse_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -237,6 +247,12 @@ class Settings:
         "PEM private key for TLS (needs --certfile)", parse_path, "FILE", None
     )
     workers: int = _option("number of worker processes", parse_workers, "N", 1)
+    hsts_max_age: int = _option(
+        "Strict-Transport-Security max-age sent on TLS responses, in seconds; 0 sends none",
+        parse_count,
+        "SECONDS",
+        31536000,
+    )
     quic_bind: tuple[str, ...] = _option(
         "also serve HTTP/3 over QUIC on this UDP address (repeatable; needs TLS, one worker "
         "and the h3 extra); TLS responses then advertise it with Alt-Svc",
