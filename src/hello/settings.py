@@ -74,24 +74,21 @@ def parse_path(text: str) -> Path:
     return Path(text).expanduser()
 
 
-def parse_workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError("expected a whole number of 1 or more") from None
-    if value < 1:
-        raise ValueError("expected a whole number of 1 or more")
-    return value
+def _whole_number(minimum: int) -> Parser:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise ValueError(f"expected a whole number of {minimum} or more")
+        return value
+
+    return parse
 
 
-def parse_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError("expected a whole number, 0 or more") from None
-    if value < 0:
-        raise ValueError("expected a whole number, 0 or more")
-    return value
+parse_workers = _whole_number(1)
+parse_count = _whole_number(0)
 
 
 def parse_seconds(text: str) -> float:
