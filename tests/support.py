@@ -12,8 +12,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-
 _RUNNING = re.compile(r"Running on (\S+://\S+)")
 START_TIMEOUT = 20.0
 
@@ -38,6 +36,7 @@ class HelloProcess:
             env=env,
             cwd=cwd,
             text=True,
+            start_new_session=True,  # its own process group: kill() reaches its workers too
         )
         self.stderr_lines: list[str] = []
         self.stdout_lines: list[str] = []
@@ -79,6 +78,28 @@ class HelloProcess:
                 if not self._seen.wait(timeout=max(0.0, deadline - time.monotonic())):
                     raise RuntimeError(f"no start within {START_TIMEOUT}s: {self.stderr}")
 
+    def wait_for_output(
+        self, text: str, *, count: int = 1, stream: str = "stderr", timeout: float = 10.0
+    ) -> list[str]:
+        """Block until ``count`` lines of ``stream`` (from the start) contain ``text``; those
+        lines. Woken by each line the process writes, so nothing sleeps."""
+        lines = self.stderr_lines if stream == "stderr" else self.stdout_lines
+        deadline = time.monotonic() + timeout
+        with self._seen:
+            while len(found := [line for line in lines if text in line]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._seen.wait(timeout=left):
+                    raise AssertionError(
+                        f"{count} {stream} line(s) with {text!r} not seen within {timeout}s: "
+                        + "".join(lines)
+                    )
+            return found
+
+    def count_output(self, text: str, *, stream: str = "stderr") -> int:
+        lines = self.stderr_lines if stream == "stderr" else self.stdout_lines
+        with self._seen:
+            return sum(text in line for line in lines)
+
     @property
     def url(self) -> str:
         return self.urls[0]
@@ -106,14 +127,27 @@ class HelloProcess:
         return code
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        """SIGKILL to the process group (the pid is its id): hello and any workers it forked,
+        so no orphan keeps the output pipes open."""
+        self._kill_group()
         self.process.wait()
         self._close()
+
+    def _kill_group(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def _close(self) -> None:
         for pump in self._pumps:
             pump.join(5)
+        if any(pump.is_alive() for pump in self._pumps):
+            # A forked worker outlived hello and holds the pipes; closing them under a
+            # blocked reader would hang, so the group goes down first.
+            self._kill_group()
+            for pump in self._pumps:
+                pump.join(5)
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
@@ -130,18 +164,3 @@ def run_hello(
         env=env,
         timeout=timeout,
     )
-
-
-def wait_until_ready(url: str, *, verify: object = True, timeout: float = 10.0) -> None:
-    """Poll ``/readyz`` until it answers 200."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client(verify=verify) as client:  # type: ignore[arg-type]
-        while True:
-            try:
-                if client.get(url + "/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} not ready within {timeout}s")
-            time.sleep(0.05)

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import Certs, clean_environ
-from tests.support import HelloProcess, wait_until_ready
+from tests.support import HelloProcess
 
 INDEX = (files("hello") / "static" / "index.html").read_bytes()
 
@@ -237,6 +237,7 @@ def test_sigterm_lets_the_request_in_flight_finish(
     upload = Upload(tls_server.url, certs, protocol)
     upload.begin(first, len(first + rest))
     tls_server.signal(signal.SIGTERM)
+    tls_server.wait_for_output("SIGTERM: shutting down")
     _wait_for_listener_to_close(tls_server.url, certs)
     status, answer = upload.finish(rest)
     upload.sock.close()
@@ -247,6 +248,8 @@ def test_sigterm_lets_the_request_in_flight_finish(
 
 
 def _wait_for_listener_to_close(url: str, certs: Certs) -> None:
+    """Once shutdown has begun, the listener closes within a few turns of the server's loop;
+    each attempt here is a full connection, which paces the polling by itself."""
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -257,7 +260,6 @@ def _wait_for_listener_to_close(url: str, certs: Certs) -> None:
         except httpx.RemoteProtocolError:
             pass  # accepted just before the listener closed, then refused
         assert time.monotonic() < deadline, "still accepting connections after SIGTERM"
-        time.sleep(0.05)
 
 
 def test_shutdown_delay_reports_not_ready_while_still_serving(certs: Certs) -> None:
@@ -275,9 +277,8 @@ def test_shutdown_delay_reports_not_ready_while_still_serving(certs: Certs) -> N
         with h2_client(certs) as client:
             assert client.get(server.url + "/readyz").status_code == 200
             server.signal(signal.SIGTERM)
-            deadline = time.monotonic() + 2
-            while (ready := client.get(server.url + "/readyz")).status_code == 200:
-                assert time.monotonic() < deadline, "readyz never reported the shutdown"
+            server.wait_for_output("SIGTERM: shutting down")  # logged once /readyz is 503
+            ready = client.get(server.url + "/readyz")
             assert ready.status_code == 503 and ready.text == "shutting down\n"
             assert client.get(server.url + "/legacy/").status_code == 200  # still serving
         assert server.wait(10) == 0
@@ -286,7 +287,7 @@ def test_shutdown_delay_reports_not_ready_while_still_serving(certs: Certs) -> N
 
 
 def test_sigint_stops_cleanly_and_quickly(plain_server: HelloProcess) -> None:
-    wait_until_ready(plain_server.url)
+    assert httpx.get(plain_server.url + "/readyz").status_code == 200  # listening means ready
     started = time.monotonic()
     plain_server.signal(signal.SIGINT)
     assert plain_server.wait(10) == 0
@@ -310,7 +311,8 @@ def test_workers_share_the_listener_and_stop_together(certs: Certs) -> None:
                 response = client.get(server.url + "/legacy/")
                 assert response.http_version == "HTTP/2"
                 assert response.status_code == 200
-        pids = {line.split("]")[1] for line in server.stderr_lines if "Running on" in line}
+        announced = server.wait_for_output("Running on", count=2)
+        pids = {line.split("]")[1] for line in announced}
         assert len(pids) == 2  # two worker processes announced themselves
         assert server.stop() == 0
     finally:
@@ -322,10 +324,7 @@ def test_a_dead_worker_is_replaced(certs: Certs) -> None:
     try:
         pids = [line.split("]")[1].strip(" [") for line in server.stderr_lines if "Running" in line]
         os.kill(int(pids[0]), signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while len([line for line in server.stderr_lines if "Running on" in line]) < 3:
-            assert time.monotonic() < deadline, server.stderr
-            time.sleep(0.05)
+        server.wait_for_output("Running on", count=3)  # the replacement is listening
         assert "starting another" in server.stderr
         with httpx.Client() as client:
             assert client.get(server.url + "/healthz").status_code == 200
@@ -362,10 +361,7 @@ def test_access_log_to_stdout() -> None:
     try:
         with httpx.Client() as client:
             client.get(server.url + "/hello?name=log")
-        deadline = time.monotonic() + 5
-        while not any("/hello?name=log" in line for line in server.stdout_lines):
-            assert time.monotonic() < deadline, "no access log line"
-            time.sleep(0.05)
+        server.wait_for_output('"GET /hello?name=log HTTP/1.1" 200', stream="stdout")
     finally:
         assert server.stop() == 0
 

@@ -27,7 +27,7 @@ def make_site(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(certs: Certs, tmp_path: Path) -> Iterator[HelloProcess]:
-    tls = [*certs.flags()]
+    tls = certs.flags()
     static = ["--static", f"/files={make_site(tmp_path)}"]
     process = HelloProcess(["--bind", "127.0.0.1:0", *tls, *static], env=clean_environ())
     try:

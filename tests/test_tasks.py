@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import pytest
 
@@ -13,13 +12,9 @@ from hello.tasks import Scheduler
 pytestmark = pytest.mark.anyio
 
 
-async def until(condition: Callable[[], bool], seconds: float = 10) -> None:
-    """Poll ``condition`` until it holds; fail after ``seconds``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not condition():
-        assert loop.time() < deadline, "the scheduler did not get there in time"
-        await asyncio.sleep(0.005)
+async def reached(event: asyncio.Event, seconds: float = 10) -> None:
+    """Wait for a job to report that it got far enough."""
+    await asyncio.wait_for(event.wait(), seconds)
 
 
 async def test_runs_repeatedly_without_overlapping() -> None:
@@ -27,6 +22,7 @@ async def test_runs_repeatedly_without_overlapping() -> None:
     running = 0
     most = 0
     runs = 0
+    fourth = asyncio.Event()
 
     @scheduler.every(0.01)
     async def slow() -> None:
@@ -36,9 +32,11 @@ async def test_runs_repeatedly_without_overlapping() -> None:
         await asyncio.sleep(0.03)  # longer than the interval
         running -= 1
         runs += 1
+        if runs == 4:
+            fourth.set()
 
     scheduler.start(primary=True)
-    await until(lambda: runs >= 4)
+    await reached(fourth)
     await scheduler.stop()
     assert most == 1
 
@@ -48,6 +46,8 @@ async def test_an_exception_is_logged_and_the_schedule_goes_on(
 ) -> None:
     scheduler = Scheduler()
     calls = 0
+    third = asyncio.Event()
+    loop = asyncio.get_running_loop()
 
     @scheduler.every(0.01)
     def flaky() -> None:  # a plain function: runs in a thread
@@ -55,10 +55,12 @@ async def test_an_exception_is_logged_and_the_schedule_goes_on(
         calls += 1
         if calls == 1:
             raise ValueError("first run fails")
+        if calls == 3:
+            loop.call_soon_threadsafe(third.set)
 
     with caplog.at_level(logging.ERROR, logger="hello"):
         scheduler.start(primary=True)
-        await until(lambda: calls >= 3)
+        await reached(third)
         await scheduler.stop()
     assert "scheduled task" in caplog.text and "first run fails" in caplog.text
 
@@ -66,6 +68,7 @@ async def test_an_exception_is_logged_and_the_schedule_goes_on(
 async def test_only_per_worker_jobs_run_outside_the_first_worker() -> None:
     scheduler = Scheduler()
     ran: list[str] = []
+    worker_ran = asyncio.Event()
 
     @scheduler.every(10)
     async def once_per_server() -> None:
@@ -74,9 +77,12 @@ async def test_only_per_worker_jobs_run_outside_the_first_worker() -> None:
     @scheduler.every(10, per_worker=True)
     async def every_worker() -> None:
         ran.append("worker")
+        worker_ran.set()
 
     scheduler.start(primary=False)
-    await asyncio.sleep(0.05)
+    # Jobs start in the order they were declared, so had the first one been started it
+    # would have run before this one reports.
+    await reached(worker_ran)
     await scheduler.stop()
     assert ran == ["worker"]
 

@@ -210,14 +210,21 @@ async def _serve(
     loop.set_exception_handler(_exception_handler)
     stop = asyncio.Event()
 
-    def _stop() -> None:
+    def _stop(signum: int) -> None:
         if lifecycle.draining:
             return
         lifecycle.draining = True  # /readyz answers 503 from now on
+        log.info(
+            "%s: shutting down; accepting for %.1f s more, then in-flight requests get "
+            "%.0f s to finish",
+            signal.Signals(signum).name,
+            settings.shutdown_delay,
+            settings.graceful_timeout,
+        )
         loop.call_later(settings.shutdown_delay, stop.set)
 
     for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, _stop)
+        loop.add_signal_handler(signum, _stop, signum)
     config = HypercornConfig(settings)
     watching = None
     if settings.tls:

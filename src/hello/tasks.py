@@ -90,3 +90,5 @@ async def run_once(job: Job) -> None:
                 await result
     except Exception:
         log.exception("scheduled task %s failed; it runs again in %.0f s", job.name, job.seconds)
+    else:
+        log.debug("scheduled task %s ran", job.name)
