@@ -75,10 +75,14 @@ def app(lifecycle: Lifecycle) -> ASGIApp:
     return build_app(settings.load(), lifecycle)
 
 
+def asgi_client(app: ASGIApp) -> httpx.AsyncClient:
+    """An httpx client that calls ``app`` in-process (no lifespan, no sockets)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
 @pytest.fixture
 async def client(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with asgi_client(app) as client:
         yield client
 
 

@@ -120,9 +120,9 @@ async def test_readyz_follows_the_lifecycle(
 async def test_readyz_before_start() -> None:
     from hello import settings
     from hello.app import build_app
+    from tests.conftest import asgi_client
 
-    transport = httpx.ASGITransport(app=build_app(settings.load(), Lifecycle()))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with asgi_client(build_app(settings.load(), Lifecycle())) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.text == "starting\n"

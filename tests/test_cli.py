@@ -195,3 +195,14 @@ def test_check_fails_when_a_page_fails() -> None:
     lines: list[str] = []
     assert asyncio.run(check._check(broken, lines.append)) is False
     assert lines == ["GET / 500 (2 bytes)", "GET /legacy/ 500 (2 bytes)"]
+
+
+@pytest.mark.parametrize("flag", ["--access-log", "--error-log"])
+def test_log_files_that_cannot_be_opened(flag: str, tmp_path: Path) -> None:
+    missing_dir = tmp_path / "absent" / "hello.log"
+    done = run_hello(["--bind", "127.0.0.1:0", flag, str(missing_dir)], env=clean_environ())
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, f"{flag} '{missing_dir}'", "is not a directory")
+    done = run_hello(["--bind", "127.0.0.1:0", flag, str(tmp_path)], env=clean_environ())
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, f"cannot open {flag} {tmp_path}", "Is a directory")

@@ -13,6 +13,7 @@ from hello.app import build_app
 from hello.asgi_types import Message, Receive, Scope, Send
 from hello.lifecycle import Lifecycle
 from hello.mounts import PrefixDispatcher, check_prefix
+from tests.conftest import asgi_client
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +60,7 @@ async def test_empty_post(client: httpx.AsyncClient) -> None:
 
 def small_limit_client() -> httpx.AsyncClient:
     app = build_app(settings.load(flags={"max_body_size": "1KiB"}), Lifecycle(started=True))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    return asgi_client(app)
 
 
 async def test_declared_body_over_the_limit_is_413() -> None:
@@ -159,9 +160,7 @@ def _named(name: str) -> object:
 )
 async def test_dispatch_matches_whole_segments_longest_first(path: str, expected: str) -> None:
     dispatcher = PrefixDispatcher(_echo_root, {"/a": _named("a"), "/a/b": _named("ab")})  # type: ignore[dict-item]
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=dispatcher), base_url="http://t"
-    ) as client:
+    async with asgi_client(dispatcher) as client:
         assert (await client.get(path)).text == expected
 
 

@@ -20,6 +20,7 @@ from hello.app import build_app
 from hello.errors import ConfigError
 from hello.lifecycle import Lifecycle
 from hello.static import parse_accept_encoding
+from tests.conftest import asgi_client
 
 pytestmark = pytest.mark.anyio
 
@@ -241,7 +242,7 @@ async def dir_client(site_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
 def _client(site_dir: Path, **flags: str) -> httpx.AsyncClient:
     config = settings.load(flags={"static": [f"/files={site_dir}"], **flags})
     app = build_app(config, Lifecycle(started=True))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    return asgi_client(app)
 
 
 async def test_directory_files_and_index(dir_client: httpx.AsyncClient, site_dir: Path) -> None:

@@ -69,7 +69,13 @@ def build_app(
         if kind == "asgi":
             lifespans.append((spec.prefix, mounted[spec.prefix]))
     composed = IndexPage(bundled, "index.html", PrefixDispatcher(cast(ASGIApp, quart), mounted))
-    log = access_logger(config.access_log, config.log_format) if config.access_log else None
+    log = None
+    if config.access_log:
+        try:
+            log = access_logger(config.access_log, config.log_format)
+        except OSError as error:
+            where = config.describe("access_log")
+            raise ConfigError(f"cannot open {where}: {error.strerror or error}") from None
     watchers: list[Watcher] = [metrics] if metrics is not None else []
     return Observer(LifespanGroup(composed, lifespans), log, watchers, config.hsts_max_age)
 

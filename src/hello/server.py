@@ -21,6 +21,7 @@ import signal
 import ssl
 import tempfile
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from socket import AF_INET, AF_INET6, SOCK_DGRAM, socket
@@ -87,11 +88,22 @@ def run(settings: Settings) -> None:
     sockets = bind_sockets(settings)
     if metrics is not None:
         _start_metrics(settings, metrics, sockets)
+    worker = Worker(settings, app, lifecycle, sockets, metrics)
     if settings.workers == 1:
-        _watch_certificate(settings, metrics)
-        serve(settings, app, lifecycle, sockets, metrics)
+        serve(worker)
     else:
-        Supervisor(settings, app, lifecycle, sockets, metrics).run()
+        Supervisor(worker).run()
+
+
+@dataclass
+class Worker:
+    """What a serving process needs, built once before any fork and copied into each."""
+
+    settings: Settings
+    app: ASGIApp
+    lifecycle: Lifecycle
+    sockets: Sockets
+    metrics: Metrics | None = None
 
 
 def _watch_certificate(settings: Settings, metrics: Metrics | None) -> None:
@@ -103,7 +115,11 @@ def _watch_certificate(settings: Settings, metrics: Metrics | None) -> None:
 def _configure_logging(settings: Settings) -> None:
     """hello's own messages go where Hypercorn's do, in the same format and at the same level."""
     target = settings.error_log
-    handler = logging.StreamHandler() if target == "-" else logging.FileHandler(target)
+    try:
+        handler = logging.StreamHandler() if target == "-" else logging.FileHandler(target)
+    except OSError as error:
+        where = settings.describe("error_log")
+        raise ConfigError(f"cannot open {where}: {error.strerror or error}") from None
     handler.setFormatter(
         logging.Formatter(
             "%(asctime)s [%(process)d] [%(levelname)s] %(message)s", "[%Y-%m-%d %H:%M:%S %z]"
@@ -188,24 +204,14 @@ def _bind_quic(settings: Settings, opened: list[socket]) -> list[socket]:
     return quic
 
 
-def serve(
-    settings: Settings,
-    app: ASGIApp,
-    lifecycle: Lifecycle,
-    sockets: Sockets,
-    metrics: Metrics | None = None,
-) -> None:
+def serve(worker: Worker) -> None:
     """Run one worker in this process until SIGTERM or SIGINT, then drain and return."""
-    asyncio.run(_serve(settings, app, lifecycle, sockets, metrics))
+    asyncio.run(_serve(worker))
 
 
-async def _serve(
-    settings: Settings,
-    app: ASGIApp,
-    lifecycle: Lifecycle,
-    sockets: Sockets,
-    metrics: Metrics | None,
-) -> None:
+async def _serve(worker: Worker) -> None:
+    settings, lifecycle, metrics = worker.settings, worker.lifecycle, worker.metrics
+    _watch_certificate(settings, metrics)
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_exception_handler)
     stop = asyncio.Event()
@@ -233,13 +239,13 @@ async def _serve(
             reloader.on_reload.append(lambda: _watch_certificate(settings, metrics))
         loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
         watching = asyncio.ensure_future(reloader.watch())
-    ports = sorted({sock.getsockname()[1] for sock in sockets.quic_sockets})
+    ports = sorted({sock.getsockname()[1] for sock in worker.sockets.quic_sockets})
     config.alt_svc_headers = [f'h3=":{port}"; ma=86400' for port in ports]
     serving = asyncio.ensure_future(
         worker_serve(
-            wrap_app(cast(ASGIFramework, app), config.wsgi_max_body_size, "asgi"),
+            wrap_app(cast(ASGIFramework, worker.app), config.wsgi_max_body_size, "asgi"),
             config,
-            sockets=sockets,
+            sockets=worker.sockets,
             shutdown_trigger=stop.wait,
         )
     )
@@ -266,19 +272,9 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
 class Supervisor:
     """Fork ``settings.workers`` workers on the shared sockets; keep that many alive."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        app: ASGIApp,
-        lifecycle: Lifecycle,
-        sockets: Sockets,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.metrics = metrics
-        self.settings = settings
-        self.app = app
-        self.lifecycle = lifecycle
-        self.sockets = sockets
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.settings = worker.settings
         self.context = multiprocessing.get_context("fork")
         self.workers: list[BaseProcess] = []
         self.stopping = False
@@ -313,9 +309,8 @@ class Supervisor:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop handles it
-        self.lifecycle.worker_index = index  # this process's own copy, after the fork
-        _watch_certificate(self.settings, self.metrics)
-        serve(self.settings, self.app, self.lifecycle, self.sockets, self.metrics)
+        self.worker.lifecycle.worker_index = index  # this process's own copy, after the fork
+        serve(self.worker)
 
     def _reap(self, *, expected: bool) -> None:
         for worker in [worker for worker in self.workers if not worker.is_alive()]:
@@ -324,8 +319,8 @@ class Supervisor:
             if worker.pid is not None:
                 process_gone(worker.pid)
             if not expected:
-                if self.metrics is not None:
-                    self.metrics.worker_restarts.inc()
+                if self.worker.metrics is not None:
+                    self.worker.metrics.worker_restarts.inc()
                 log.error(
                     "worker %s exited with code %s; starting another", worker.pid, worker.exitcode
                 )

@@ -212,6 +212,8 @@ def parse_log_level(text: str) -> str:
 def parse_log_target(text: str) -> str:
     if not text.strip():
         raise ValueError("expected - (standard output) or a file path")
+    if text != "-":
+        parse_output_file(text)
     return text
 
 

@@ -18,8 +18,6 @@ from hello.asgi_types import ASGIApp, Receive, Scope, Send
 from hello.responses import send_text
 from hello.static_sources import STREAM_CHUNK, Redirect, Resource, Variant
 
-Headers = list[tuple[bytes, bytes]]
-
 
 class Source(Protocol):
     async def lookup(self, name: str) -> Resource | Redirect | None: ...

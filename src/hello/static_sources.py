@@ -20,6 +20,7 @@ import stat
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -122,8 +123,6 @@ def cache_policy(name: str, content_type: str) -> str:
 
 
 def http_date(timestamp: float) -> str:
-    from email.utils import formatdate
-
     return formatdate(timestamp, usegmt=True)
 
 
