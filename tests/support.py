@@ -17,7 +17,10 @@ START_TIMEOUT = 20.0
 
 
 class HelloProcess:
-    """``hello ARGS`` in a child process; ``urls`` are where it listens once it is up."""
+    """``hello ARGS`` in a child process; ``urls`` are where it listens once it is up.
+
+    Another server (``command``) works too, given the ``ready`` pattern of its log line that
+    names where it listens."""
 
     def __init__(
         self,
@@ -27,8 +30,10 @@ class HelloProcess:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         listeners: int = 1,
+        ready: re.Pattern[str] = _RUNNING,
     ) -> None:
         self.args = list(args)
+        self.ready = ready
         self.process = subprocess.Popen(
             [*command, *self.args],
             stdout=subprocess.PIPE,
@@ -62,7 +67,7 @@ class HelloProcess:
         for line in iter(stream.readline, ""):
             with self._seen:
                 lines.append(line)
-                match = _RUNNING.search(line)
+                match = self.ready.search(line)
                 if match and match[1] not in self.urls:
                     self.urls.append(match[1])
                 self._seen.notify_all()

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
-from socket import AF_INET, AF_INET6, SOCK_DGRAM, socket
+from socket import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, socket
 from typing import Any, cast
 
 from hypercorn.asyncio.run import worker_serve
@@ -36,6 +36,7 @@ from hello import protocols
 from hello.app import OWN_ROUTES, build_app, route_prefixes
 from hello.asgi_types import ASGIApp
 from hello.errors import ConfigError, StartupError
+from hello.insecure import InsecureGate
 from hello.lifecycle import Lifecycle
 from hello.metrics import Metrics, process_gone, start_listener
 from hello.settings import Settings
@@ -75,6 +76,8 @@ class HypercornConfig(Config):
 
 def run(settings: Settings) -> None:
     """Serve until told to stop. Raises ConfigError or StartupError before anything listens."""
+    if settings.acme:
+        settings = _prepare_acme(settings)
     if settings.tls:
         create_ssl_context(settings)  # a bad pair fails here, with the flag named
     if settings.quic_bind:
@@ -86,6 +89,8 @@ def run(settings: Settings) -> None:
     metrics = _metrics(settings)
     app = build_app(settings, lifecycle, metrics)
     sockets = bind_sockets(settings)
+    if settings.insecure_bind:
+        app = _insecure_gate(settings, app, sockets)
     if metrics is not None:
         _start_metrics(settings, metrics, sockets)
     worker = Worker(settings, app, lifecycle, sockets, metrics)
@@ -130,6 +135,29 @@ def _configure_logging(settings: Settings) -> None:
     log.propagate = False
 
 
+def _prepare_acme(settings: Settings) -> Settings:
+    try:
+        from hello.tls import acme
+    except ImportError as error:
+        raise ConfigError(
+            f"{settings.describe('acme_domain')}: ACME needs the acme extra, which this "
+            f"installation lacks ({error}); install hello with pip install 'hello[acme]'"
+        ) from None
+    _configure_logging(settings)  # what prepare() finds is worth a line
+    return acme.prepare(settings)
+
+
+def _insecure_gate(settings: Settings, app: ASGIApp, sockets: Sockets) -> ASGIApp:
+    """Plain-HTTP listeners answer ACME challenges and redirect the rest to https."""
+    port = settings.https_port
+    if port is None:
+        port = next(
+            (sock.getsockname()[1] for sock in sockets.secure_sockets if sock.family != AF_UNIX),
+            443,
+        )
+    return InsecureGate(app, settings.state_dir / "challenges", port)
+
+
 def _require_aioquic(settings: Settings) -> None:
     try:
         import aioquic  # noqa: F401
@@ -165,24 +193,35 @@ def _start_metrics(settings: Settings, metrics: Metrics, sockets: Sockets) -> No
 
 
 def bind_sockets(settings: Settings) -> Sockets:
-    """Open every ``--bind``; StartupError names the one that failed. TLS on all or none."""
+    """Open every ``--bind`` and ``--insecure-bind``; StartupError names the one that failed.
+    TLS on every ``--bind`` or none."""
     opened: list[socket] = []
-    for bind in settings.bind:
+    insecure: list[socket] = []
+    try:
+        _bind_tcp(settings, "bind", opened)
+        _bind_tcp(settings, "insecure_bind", insecure)
+    except StartupError:
+        for sock in [*opened, *insecure]:
+            sock.close()
+        raise
+    quic = _bind_quic(settings, [*opened, *insecure])
+    if settings.tls:
+        return Sockets(secure_sockets=opened, insecure_sockets=insecure, quic_sockets=quic)
+    return Sockets(secure_sockets=[], insecure_sockets=opened, quic_sockets=[])
+
+
+def _bind_tcp(settings: Settings, name: str, opened: list[socket]) -> None:
+    for bind in getattr(settings, name):
         single = Config()
         single.bind = [bind]
         single.workers = settings.workers
         try:
             opened.extend(single.create_sockets().insecure_sockets)
         except OSError as error:
-            for sock in opened:
-                sock.close()
             reason = error.strerror or str(error)
-            where = settings.source("bind")
-            raise StartupError(f"cannot listen on {bind} ({where}): {reason}") from None
-    quic = _bind_quic(settings, opened)
-    if settings.tls:
-        return Sockets(secure_sockets=opened, insecure_sockets=[], quic_sockets=quic)
-    return Sockets(secure_sockets=[], insecure_sockets=opened, quic_sockets=[])
+            raise StartupError(
+                f"cannot listen on {bind} ({settings.source(name)}): {reason}"
+            ) from None
 
 
 def _bind_quic(settings: Settings, opened: list[socket]) -> list[socket]:
@@ -239,6 +278,7 @@ async def _serve(worker: Worker) -> None:
             reloader.on_reload.append(lambda: _watch_certificate(settings, metrics))
         loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
         watching = asyncio.ensure_future(reloader.watch())
+    renewing = _renew(settings, reloader) if settings.acme else None
     ports = sorted({sock.getsockname()[1] for sock in worker.sockets.quic_sockets})
     config.alt_svc_headers = [f'h3=":{port}"; ma=86400' for port in ports]
     serving = asyncio.ensure_future(
@@ -252,8 +292,9 @@ async def _serve(worker: Worker) -> None:
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
-    if watching is not None:
-        watching.cancel()
+    for task in (watching, renewing):
+        if task is not None:
+            task.cancel()
     try:
         # Hypercorn bounds the drain by graceful_timeout; this bounds Hypercorn.
         await asyncio.wait_for(serving, settings.graceful_timeout + KILL_MARGIN)
@@ -261,6 +302,15 @@ async def _serve(worker: Worker) -> None:
         log.warning("connections still open %.0f s after shutdown began; closing", KILL_MARGIN)
     except Exception as error:
         raise StartupError(f"the server stopped: {error}") from error
+
+
+def _renew(settings: Settings, reloader: CertificateReloader) -> asyncio.Future[None]:
+    """This worker's part in keeping the ACME certificate valid (ordering, if it holds the lock)."""
+    from hello.tls.acme import AcmeManager
+    from hello.tls.store import CertificateStore
+
+    manager = AcmeManager(settings, CertificateStore(settings.state_dir))
+    return asyncio.ensure_future(manager.run(lambda: reloader.reload("a new ACME certificate")))
 
 
 def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ remembers where it came from, so an error can name the flag, variable or file ke
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
@@ -20,6 +21,9 @@ from hello.errors import ConfigError
 ENV_PREFIX = "HELLO_"
 CONFIG_ENV = "HELLO_CONFIG"
 DEFAULT_BIND = "127.0.0.1:8000"
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+ACME_SHORTCUTS = {"letsencrypt": LETS_ENCRYPT, "letsencrypt-staging": LETS_ENCRYPT_STAGING}
 
 Parser = Callable[[str], Any]
 
@@ -217,6 +221,62 @@ def parse_log_target(text: str) -> str:
     return text
 
 
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
+
+
+def parse_domain(text: str) -> str:
+    """A DNS name an http-01 challenge can prove: no wildcard, no IP address."""
+    name = text.strip().lower().rstrip(".")
+    if name.startswith("*."):
+        raise ValueError("wildcard names need the dns-01 challenge, which hello does not do")
+    if not _DOMAIN.match(name) or name.replace(".", "").isdigit():
+        raise ValueError("expected a DNS name such as example.org")
+    return name
+
+
+def parse_email(text: str) -> str:
+    local, at, domain = text.strip().partition("@")
+    if not (local and at and "." in domain) or any(c.isspace() for c in text.strip()):
+        raise ValueError("expected an e-mail address such as admin@example.org")
+    return text.strip()
+
+
+def parse_acme_directory(text: str) -> str:
+    """An ACME directory URL, or a shortcut: letsencrypt, letsencrypt-staging."""
+    url = ACME_SHORTCUTS.get(text.strip().lower(), text.strip())
+    if not url.startswith("https://"):
+        shortcuts = ", ".join(ACME_SHORTCUTS)
+        raise ValueError(f"expected an https:// directory URL or one of {shortcuts}")
+    return url
+
+
+def parse_existing_file(text: str) -> Path:
+    path = parse_path(text)
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
+
+
+def parse_days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("expected a number of days") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("expected a finite number of days, 0 or more")
+    return value
+
+
+def default_state_dir() -> Path:
+    """/var/lib/hello for root, else $XDG_STATE_HOME/hello (~/.local/state/hello)."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/hello")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(base) / "hello"
+
+
 def _option(help: str, parse: Parser, metavar: str, default: Any, repeatable: bool = False) -> Any:
     return field(
         default=default,
@@ -244,6 +304,59 @@ class Settings:
     )
     keyfile: Path | None = _option(
         "PEM private key for TLS (needs --certfile)", parse_path, "FILE", None
+    )
+    insecure_bind: tuple[str, ...] = _option(
+        "also listen for plain HTTP here: ACME http-01 challenges are answered, everything "
+        "else is redirected (308) to https with its path and query (repeatable; needs TLS)",
+        parse_bind,
+        "ADDRESS",
+        (),
+        repeatable=True,
+    )
+    https_port: int | None = _option(
+        "the port --insecure-bind redirects to (default: the port of the first --bind); "
+        "set it when a port mapping puts HTTPS elsewhere, e.g. 443",
+        _whole_number(1),
+        "PORT",
+        None,
+    )
+    acme_domain: tuple[str, ...] = _option(
+        "obtain and renew the TLS certificate from an ACME CA (Let's Encrypt by default) for "
+        "this name (repeatable: one certificate for all; needs --insecure-bind reachable on "
+        "port 80 of every name)",
+        parse_domain,
+        "NAME",
+        (),
+        repeatable=True,
+    )
+    acme_email: str | None = _option(
+        "contact address for the ACME account (expiry warnings)", parse_email, "EMAIL", None
+    )
+    acme_directory: str = _option(
+        "the ACME CA's directory URL, or letsencrypt or letsencrypt-staging",
+        parse_acme_directory,
+        "URL",
+        LETS_ENCRYPT,
+    )
+    acme_ca_bundle: Path | None = _option(
+        "PEM file of CA certificates to trust for the ACME server's own HTTPS (private or "
+        "test CAs); default: the system's",
+        parse_existing_file,
+        "FILE",
+        None,
+    )
+    acme_renew_days: float = _option(
+        "renew when fewer than this many days of validity remain; 0: when a third of the "
+        "lifetime remains, or earlier if the CA's renewal information says so",
+        parse_days,
+        "DAYS",
+        0.0,
+    )
+    state_dir: Path = _option(
+        "where ACME state is kept: account key, certificate and key (mode 0700)",
+        parse_path,
+        "DIR",
+        default_state_dir(),
     )
     workers: int = _option("number of worker processes", parse_workers, "N", 1)
     hsts_max_age: int = _option(
@@ -360,6 +473,10 @@ class Settings:
     @property
     def tls(self) -> bool:
         return self.certfile is not None and self.keyfile is not None
+
+    @property
+    def acme(self) -> bool:
+        return bool(self.acme_domain)
 
     def source(self, name: str) -> str:
         """Where the value of ``name`` came from: a flag, a variable, a file key or 'default'."""
@@ -509,7 +626,8 @@ def _check(settings: Settings) -> None:
         if prefixes.count(prefix) > 1:
             named = [settings.source(n) for n in ("static", "mount") if getattr(settings, n)]
             raise ConfigError(f"{' and '.join(named)}: prefix {prefix} is given twice")
-    if settings.quic_bind and not (settings.certfile or settings.keyfile):
+    _check_acme(settings)
+    if settings.quic_bind and not (settings.certfile or settings.keyfile or settings.acme):
         raise ConfigError(
             f"{settings.describe('quic_bind')}: HTTP/3 needs TLS; set --certfile and --keyfile"
         )
@@ -527,3 +645,25 @@ def _check(settings: Settings) -> None:
             f"(set --{missing}, {ENV_PREFIX}{missing.upper()} or {missing} in the config file); "
             "hello never falls back to plain HTTP"
         )
+
+
+def _check_acme(settings: Settings) -> None:
+    if settings.acme and (settings.certfile or settings.keyfile):
+        given = "certfile" if settings.certfile else "keyfile"
+        raise ConfigError(
+            f"{settings.describe('acme_domain')} and {settings.describe(given)}: choose one, "
+            "a certificate from ACME or from files"
+        )
+    if settings.acme and not settings.insecure_bind:
+        raise ConfigError(
+            f"{settings.describe('acme_domain')} needs --insecure-bind: the CA checks each "
+            "name over plain HTTP on port 80 (http-01)"
+        )
+    if settings.insecure_bind and not (settings.certfile or settings.keyfile or settings.acme):
+        raise ConfigError(
+            f"{settings.describe('insecure_bind')} redirects to HTTPS, which needs "
+            "--certfile and --keyfile or --acme-domain"
+        )
+    for name in ("acme_email", "acme_ca_bundle", "acme_renew_days"):
+        if settings.source(name) != "default" and not settings.acme:
+            raise ConfigError(f"{settings.describe(name)} is only used with --acme-domain")
