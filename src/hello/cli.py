@@ -93,10 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hello import check, server  # imported late: --help and bad flags stay fast
 
     try:
-        config, checking = _parse(sys.argv[1:] if argv is None else argv, os.environ)
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        config, checking = _parse(arguments, os.environ)
         if checking:
             return 0 if check.run_check(config) else 1
-        server.run(config)
+        # SIGHUP reads the same arguments, the environment and the config file once more.
+        server.run(config, reread=lambda: parse(arguments, os.environ))
     except HelloError as error:
         detail = getattr(error, "detail", None)
         if detail:  # the user's own traceback, e.g. from a --mount module that failed

@@ -1,26 +1,80 @@
 """Fixes to Hypercorn's protocol classes, installed by the server before it starts serving.
 
+``H11Protocol``: at shutdown, responses carry ``Connection: close`` (see the class).
+
 Kept apart, subclass by subclass, so each can be dropped (or offered upstream) on its own.
 
 ``H2Protocol``: when a worker is shutting down, Hypercorn closes an HTTP/2 connection (GOAWAY,
 then the socket) as soon as its last stream is handed back by the app, while the sending task
 may still owe that stream its END_STREAM flag: the final response arrives with all its bytes
 but never ends. Here the close waits, briefly, for that last flag to go out.
+
+It also makes the advertised SETTINGS_MAX_HEADER_LIST_SIZE the limit the HPACK decoder
+enforces (Hypercorn's setting never reached it), and answers an HTTP/2 "rapid reset" flood
+(CVE-2023-44487: streams opened and at once cancelled by the client, each one still costing
+the server a request dispatch) with GOAWAY ENHANCE_YOUR_CALM once a connection resets more
+than RESET_LIMIT streams within RESET_WINDOW seconds. Hypercorn alone only caps a
+connection's requests (1,000), and the attacker simply reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
+from typing import Any
 
+import h2.errors
+import h2.events
+import h11
 import hypercorn.protocol
+from hypercorn.events import Closed, Updated
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.h2 import H2Protocol as _HypercornH2Protocol
+from hypercorn.protocol.h11 import H11Protocol as _HypercornH11Protocol
+from hypercorn.typing import H11SendableEvent
+
+log = logging.getLogger("hello")
 
 END_STREAM_WAIT = 1.0  # seconds a closing connection waits for its last END_STREAM
+RESET_LIMIT = 200  # streams a client may reset within RESET_WINDOW
+RESET_WINDOW = 10.0
 
 
 class H2Protocol(_HypercornH2Protocol):
+    _resets: deque[float] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Hypercorn advertises h2_max_header_list_size but installs it as if already
+        # acknowledged, so h2 never hands it to the HPACK decoder, which keeps 64 KiB.
+        self.connection.decoder.max_header_list_size = self.config.h2_max_header_list_size
+
+    async def _handle_events(self, events: list[h2.events.Event]) -> None:
+        resets = sum(isinstance(e, h2.events.StreamReset) and e.remote_reset for e in events)
+        if resets and self._too_many_resets(resets):
+            log.info(
+                "closing an HTTP/2 connection from %s: over %d stream resets in %.0f s",
+                self.client[0] if self.client else "?",
+                RESET_LIMIT,
+                RESET_WINDOW,
+            )
+            self.connection.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            await self._flush()
+            await self.send(Closed())
+            return
+        await super()._handle_events(events)
+
+    def _too_many_resets(self, count: int) -> bool:
+        now = asyncio.get_running_loop().time()
+        if self._resets is None:
+            self._resets = deque()
+        self._resets.extend([now] * count)
+        while self._resets and self._resets[0] < now - RESET_WINDOW:
+            self._resets.popleft()
+        return len(self._resets) > RESET_LIMIT
+
     async def stream_send(self, event: StreamEvent) -> None:
         if isinstance(event, StreamClosed) and self.context.terminated.is_set():
             await self._until_stream_ended(event.stream_id)
@@ -39,6 +93,41 @@ class H2Protocol(_HypercornH2Protocol):
             await asyncio.sleep(0 if turns < 10 else 0.005)
 
 
+class H11Protocol(_HypercornH11Protocol):
+    """Responses sent while the worker shuts down say ``Connection: close``, so a keep-alive
+    client opens its next connection (to a worker that stays) instead of writing into one
+    that is about to close."""
+
+    async def _send_h11_event(self, event: H11SendableEvent) -> None:
+        if isinstance(event, h11.Response) and self.context.terminated.is_set():
+            if not any(name.lower() == b"connection" for name, _ in event.headers):
+                event = h11.Response(
+                    status_code=event.status_code,
+                    headers=[*event.headers, (b"connection", b"close")],
+                    reason=event.reason,
+                )
+        await super()._send_h11_event(event)
+
+    async def _maybe_recycle(self) -> None:
+        """Hypercorn's, except that a keep-alive response sent just before shutdown began
+        does not close the connection at once: the client was told it may send another
+        request, so the connection goes idle (guard.py then gives it a moment to do so)."""
+        await self._close_stream()
+        connection = self.connection
+        if connection.our_state is h11.DONE and connection.their_state is h11.DONE:
+            try:
+                connection.start_next_cycle()
+            except h11.LocalProtocolError:
+                await self.send(Closed())
+            else:
+                await self.can_read.set()
+                await self.send(Updated(idle=True))
+        else:
+            await self.can_read.set()
+            await self.send(Closed())
+
+
 def install() -> None:
     """Make Hypercorn's connections use the classes above."""
     hypercorn.protocol.H2Protocol = H2Protocol  # type: ignore[attr-defined]
+    hypercorn.protocol.H11Protocol = H11Protocol  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ import signal
 import ssl
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -32,10 +33,10 @@ from hypercorn.config import Config, Sockets
 from hypercorn.typing import ASGIFramework
 from hypercorn.utils import wrap_app
 
-from hello import protocols
+from hello import guard, protocols
 from hello.app import OWN_ROUTES, build_app, route_prefixes
 from hello.asgi_types import ASGIApp
-from hello.errors import ConfigError, StartupError
+from hello.errors import ConfigError, HelloError, StartupError
 from hello.insecure import InsecureGate
 from hello.lifecycle import Lifecycle
 from hello.metrics import Metrics, process_gone, start_listener
@@ -47,6 +48,7 @@ log = logging.getLogger("hello")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 RESTART_INTERVAL = 1.0  # at most one worker replacement a second, so a crash loop stays calm
+H2_HEADER_LIST_FACTOR = 16
 KILL_MARGIN = 5.0  # seconds past graceful_timeout before a worker that hangs is killed
 
 
@@ -65,6 +67,22 @@ class HypercornConfig(Config):
         self.loglevel = settings.log_level.upper()
         self.graceful_timeout = settings.graceful_timeout
         self.wsgi_max_body_size = settings.max_body_size
+        # Hypercorn closes a connection that sends no complete request head within its
+        # keep-alive timeout (the timer starts with the connection and after each response).
+        self.keep_alive_timeout = settings.header_timeout
+        self.ssl_handshake_timeout = settings.header_timeout
+        self.include_server_header = False
+        self.h11_max_incomplete_size = settings.max_header_size  # h11 answers 431 past it
+        # HTTP/2 headers past this break the connection (HPACK cannot skip them); up to it,
+        # guard.HeaderLimit answers 431 for heads over max_header_size, as HTTP/1.1 does.
+        self.h2_max_header_list_size = H2_HEADER_LIST_FACTOR * settings.max_header_size
+        if settings.server_header:
+            self.response_headers_extra = [(b"server", settings.server_header.encode())]
+
+    response_headers_extra: list[tuple[bytes, bytes]] = []
+
+    def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
+        return [*super().response_headers(protocol), *self.response_headers_extra]
 
     reloader: CertificateReloader | None = None
 
@@ -74,30 +92,58 @@ class HypercornConfig(Config):
         return create_ssl_context(self.settings) if self.settings.tls else None
 
 
-def run(settings: Settings) -> None:
-    """Serve until told to stop. Raises ConfigError or StartupError before anything listens."""
+def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> None:
+    """Serve until told to stop. Raises ConfigError or StartupError before anything listens.
+
+    With several workers, SIGHUP calls ``reread`` for fresh settings and replaces the workers
+    with ones built from them; a single process reloads its certificate instead."""
+    settings = _checked(settings)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload, once serving; never an exit
+    protocols.install()
+    guard.install()
+    metrics = _metrics(settings)
+    lifecycle = Lifecycle()
+    app = guard.HeaderLimit(build_app(settings, lifecycle, metrics), settings.max_header_size)
+    sockets = bind_sockets(settings)
+    if metrics is not None:
+        _start_metrics(settings, metrics, sockets)
+    worker = Worker(settings, _gated(settings, app, sockets), lifecycle, sockets, metrics)
+    if settings.workers == 1:
+        serve(worker)
+    else:
+        Supervisor(worker, (lambda: _rebuilt(worker, reread())) if reread else None).run()
+
+
+def _checked(settings: Settings) -> Settings:
+    """``settings`` ready to serve: ACME state prepared, certificates loaded once, logging."""
     if settings.acme:
         settings = _prepare_acme(settings)
     if settings.tls:
         create_ssl_context(settings)  # a bad pair fails here, with the flag named
     if settings.quic_bind:
         _require_aioquic(settings)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload, once serving; never an exit
     _configure_logging(settings)
-    protocols.install()
+    return settings
+
+
+def _gated(settings: Settings, app: ASGIApp, sockets: Sockets) -> ASGIApp:
+    return _insecure_gate(settings, app, sockets) if settings.insecure_bind else app
+
+
+RESTART_ONLY = ("bind", "insecure_bind", "quic_bind", "metrics_bind")
+
+
+def _rebuilt(current: Worker, fresh: Settings) -> Worker:
+    """A Worker from re-read settings, on the listeners ``current`` already has."""
+    fresh = _checked(fresh)
+    for name in RESTART_ONLY:
+        if getattr(fresh, name) != getattr(current.settings, name):
+            log.warning("%s changed; listeners change only on a restart", fresh.describe(name))
     lifecycle = Lifecycle()
-    metrics = _metrics(settings)
-    app = build_app(settings, lifecycle, metrics)
-    sockets = bind_sockets(settings)
-    if settings.insecure_bind:
-        app = _insecure_gate(settings, app, sockets)
-    if metrics is not None:
-        _start_metrics(settings, metrics, sockets)
-    worker = Worker(settings, app, lifecycle, sockets, metrics)
-    if settings.workers == 1:
-        serve(worker)
-    else:
-        Supervisor(worker).run()
+    app = build_app(fresh, lifecycle, current.metrics)
+    app = guard.HeaderLimit(app, fresh.max_header_size)
+    gated = _gated(fresh, app, current.sockets)
+    return Worker(fresh, gated, lifecycle, current.sockets, current.metrics)
 
 
 @dataclass
@@ -320,14 +366,29 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
 
 
 class Supervisor:
-    """Fork ``settings.workers`` workers on the shared sockets; keep that many alive."""
+    """Fork ``settings.workers`` workers on the shared sockets; keep that many alive.
 
-    def __init__(self, worker: Worker) -> None:
+    SIGHUP builds a Worker from re-read settings (``rebuild``) and starts a new generation of
+    workers from it; once they are started the old ones get SIGTERM and finish what they
+    have. The listening sockets stay open in this process throughout, so a connection that
+    arrives meanwhile waits in the backlog instead of being refused. If the new settings or
+    app fail, the error is logged and the old workers go on serving.
+    """
+
+    def __init__(self, worker: Worker, rebuild: Callable[[], Worker] | None = None) -> None:
         self.worker = worker
-        self.settings = worker.settings
+        self.rebuild = rebuild
         self.context = multiprocessing.get_context("fork")
         self.workers: list[BaseProcess] = []
+        self.retiring: list[BaseProcess] = []
         self.stopping = False
+        self.wake_read, self.wake_write = os.pipe()  # signal handlers write here
+        os.set_blocking(self.wake_write, False)
+        self.hangups = 0
+
+    @property
+    def settings(self) -> Settings:
+        return self.worker.settings
 
     def run(self) -> None:
         for signum in STOP_SIGNALS:
@@ -335,10 +396,16 @@ class Supervisor:
         signal.signal(signal.SIGHUP, self._hangup)
         while not self.stopping:
             self._populate()
-            wait([worker.sentinel for worker in self.workers])
+            everyone = [worker.sentinel for worker in (*self.workers, *self.retiring)]
+            ready = wait([*everyone, self.wake_read])
+            if self.wake_read in ready:
+                os.read(self.wake_read, 512)
+            if self.hangups and not self.stopping:
+                self.hangups = 0
+                self._replace()
             self._reap(expected=self.stopping)
         deadline = time.monotonic() + self.settings.graceful_timeout + KILL_MARGIN
-        for worker in self.workers:
+        for worker in [*self.workers, *self.retiring]:
             worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
                 log.warning("worker %s did not stop in time; killing it", worker.pid)
@@ -351,18 +418,50 @@ class Supervisor:
             name = f"hello-worker-{index}"
             if name in taken or self.stopping:
                 continue
-            worker = self.context.Process(target=self._work, args=(index,), name=name, daemon=True)
+            worker = self.context.Process(
+                target=self._work, args=(self.worker, index), name=name, daemon=True
+            )
             worker.start()
             self.workers.append(worker)
 
-    def _work(self, index: int) -> None:
+    def _work(self, worker: Worker, index: int) -> None:
+        os.close(self.wake_read)
+        os.close(self.wake_write)
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop handles it
-        self.worker.lifecycle.worker_index = index  # this process's own copy, after the fork
-        serve(self.worker)
+        worker.lifecycle.worker_index = index  # this process's own copy, after the fork
+        serve(worker)
+
+    def _replace(self) -> None:
+        """SIGHUP: a new generation of workers from re-read settings, then the old one goes."""
+        if self.rebuild is None:
+            self._signal_all(signal.SIGHUP)  # no way to re-read: reload certificates
+            return
+        try:
+            fresh = self.rebuild()
+        except HelloError as error:
+            log.error("SIGHUP: %s; the running workers go on unchanged", error)
+            return
+        old, self.workers = self.workers, []
+        self.worker = fresh
+        self._populate()
+        log.info(
+            "SIGHUP: started %d workers with re-read settings; %d old ones finish and exit",
+            len(self.workers),
+            len(old),
+        )
+        for worker in old:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+        self.retiring.extend(old)
 
     def _reap(self, *, expected: bool) -> None:
+        for worker in [worker for worker in self.retiring if not worker.is_alive()]:
+            worker.join()
+            self.retiring.remove(worker)
+            if worker.pid is not None:
+                process_gone(worker.pid)
         for worker in [worker for worker in self.workers if not worker.is_alive()]:
             worker.join()
             self.workers.remove(worker)
@@ -376,14 +475,22 @@ class Supervisor:
                 )
                 time.sleep(RESTART_INTERVAL)
 
-    def _hangup(self, signum: int, frame: object) -> None:
-        """SIGHUP: every worker reloads its certificate."""
-        for worker in self.workers:
+    def _signal_all(self, signum: int) -> None:
+        for worker in [*self.workers, *self.retiring]:
             if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGHUP)
+                os.kill(worker.pid, signum)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self.wake_write, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full: the loop is awake anyway
+
+    def _hangup(self, signum: int, frame: object) -> None:
+        self.hangups += 1
+        self._wake()
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
-        for worker in self.workers:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGTERM)
+        self._signal_all(signal.SIGTERM)
+        self._wake()

@@ -259,6 +259,13 @@ def parse_existing_file(text: str) -> Path:
     return path
 
 
+def parse_header_text(text: str) -> str:
+    """A header value: printable ASCII, nothing that could end the header early."""
+    if not all(" " <= char <= "~" for char in text):
+        raise ValueError("expected printable ASCII (letters, digits, spaces, punctuation)")
+    return text.strip()
+
+
 def parse_days(text: str) -> float:
     try:
         value = float(text)
@@ -412,6 +419,38 @@ class Settings:
         parse_seconds,
         "SECONDS",
         0.0,
+    )
+    header_timeout: float = _option(
+        "seconds a connection may take to complete its TLS handshake and each request's "
+        "headers, and may stay idle between requests; then it is closed",
+        parse_seconds,
+        "SECONDS",
+        10.0,
+    )
+    min_body_rate: int = _option(
+        "bytes a second a request body must arrive at, on average, once --body-rate-grace "
+        "has passed; a slower client is disconnected (0: no minimum)",
+        parse_count,
+        "BYTES",
+        240,
+    )
+    body_rate_grace: float = _option(
+        "seconds of waiting for a request body before --min-body-rate applies",
+        parse_seconds,
+        "SECONDS",
+        5.0,
+    )
+    max_header_size: int = _option(
+        "largest request head (request line and headers) accepted; larger gets 431",
+        parse_size,
+        "SIZE",
+        16 * 1024,
+    )
+    server_header: str = _option(
+        "the Server header of every response; empty to send none",
+        parse_header_text,
+        "TEXT",
+        "hello",
     )
     max_body_size: int = _option(
         "largest request body the legacy WSGI app accepts (bytes, or 64KiB, 16MiB...); "

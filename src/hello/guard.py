@@ -1,0 +1,178 @@
+"""Hostile clients: slow request bodies, oversized HTTP/2 heads, keep-alive at shutdown.
+
+Hypercorn reads each connection in ``TCPServer._read_data``; this subclass reads the same way
+and counts the bytes and the time spent waiting for them. While the client owes request body
+bytes (HTTP/1.1 in its body, or an HTTP/2 stream whose request is still open) a watchdog
+looks every second at how many arrived per second of waiting; after a grace period, a rate
+below the minimum closes the connection. A client trickling a few bytes every few seconds
+would otherwise hold the connection and its buffers for as long as it likes. Time the server
+itself spends not reading (the app has not taken the previous chunk yet) is not counted
+against the client. Kestrel's MinRequestBodyDataRate (240 bytes/s after 5 s) is the model.
+
+The request head is bounded elsewhere: Hypercorn closes a connection that has not sent a
+complete head within its keep-alive timeout, which hello sets to ``--header-timeout``, as it
+does the TLS handshake timeout. asyncio gives every TLS connection a 256 KiB read buffer up
+front; install() makes it 32 KiB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.sslproto
+import logging
+from ssl import SSLError
+
+import h11
+import hypercorn.asyncio.run
+from h2.stream import StreamState
+from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.events import Closed, RawData
+from hypercorn.protocol.h2 import H2Protocol
+from hypercorn.protocol.h11 import H11Protocol
+
+from hello.asgi_types import ASGIApp, Receive, Scope, Send
+from hello.responses import send_text
+from hello.settings import Settings
+
+log = logging.getLogger("hello")
+
+TLS_READ_BUFFER = 32 * 1024
+CHECK_EVERY = 1.0  # seconds between looks at a connection that owes body bytes
+DRAIN_IDLE = 1.0  # at shutdown, seconds an idle keep-alive connection may send one more request
+_REMOTE_OPEN = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
+
+
+class GuardedTCPServer(TCPServer):
+    _received = 0  # bytes read from the client so far
+    _waited = 0.0  # seconds spent waiting for them, in finished reads
+    _reading_since: float | None = None  # when the read under way began
+    _watchdog: asyncio.Future[None] | None = None
+
+    async def _read_data(self) -> None:
+        settings: Settings | None = getattr(self.config, "settings", None)
+        minimum = settings.min_body_rate if settings is not None else 0
+        loop = asyncio.get_running_loop()
+        try:
+            while not self.reader.at_eof():
+                self._reading_since = started = loop.time()
+                try:
+                    data = await asyncio.wait_for(
+                        self.reader.read(MAX_RECV), self.config.read_timeout
+                    )
+                except (ConnectionError, OSError, TimeoutError, SSLError):
+                    break
+                finally:
+                    self._reading_since = None
+                    self._waited += loop.time() - started
+                self._received += len(data)
+                await self.protocol.handle(RawData(data))
+                if settings and minimum and self._watchdog is None and self._awaiting_body():
+                    self._watchdog = asyncio.ensure_future(self._watch_body(minimum, settings))
+            await self.protocol.handle(Closed())
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+
+    def _waited_now(self) -> float:
+        ongoing = self._reading_since
+        return self._waited + (asyncio.get_running_loop().time() - ongoing if ongoing else 0.0)
+
+    async def _watch_body(self, minimum: int, settings: Settings) -> None:
+        """While the client owes body bytes: close the connection if they come too slowly.
+        Only time spent waiting on the client counts (not time the app took to read)."""
+        received, waited = self._received, self._waited_now()
+        try:
+            while self._awaiting_body():
+                await asyncio.sleep(CHECK_EVERY)
+                got, spent = self._received - received, self._waited_now() - waited
+                if spent > settings.body_rate_grace and got < minimum * spent:
+                    self._log_slow(got / spent, minimum)
+                    await asyncio.shield(self._initiate_server_close())
+                    return
+        finally:
+            self._watchdog = None
+
+    async def _idle_timeout(self) -> None:
+        """Close an idle connection after the header timeout, as Hypercorn does; but when the
+        worker begins to shut down, give a busy client a moment to send its next request
+        (answered with Connection: close) before closing, instead of closing under it."""
+        terminated = self.context.terminated.wait()
+        try:
+            await asyncio.wait_for(terminated, self.config.keep_alive_timeout)
+        except TimeoutError:
+            pass
+        else:
+            # Close only once nothing arrived for DRAIN_IDLE and no request is under way:
+            # a request that did arrive is answered with Connection: close instead.
+            while not self.reader.at_eof():
+                seen = self._received
+                await asyncio.sleep(DRAIN_IDLE)
+                if seen == self._received and not self._busy():
+                    break
+        await asyncio.shield(self._initiate_server_close())
+
+    def _busy(self) -> bool:
+        """Whether a request is under way (or has begun to arrive) on this connection."""
+        if self.reader.at_eof():
+            return False
+        protocol = self.protocol.protocol
+        if isinstance(protocol, H11Protocol):
+            connection = protocol.connection
+            if not isinstance(connection, h11.Connection):
+                return True  # a WebSocket: Hypercorn's own shutdown handles it
+            return (
+                connection.their_state is h11.SEND_BODY
+                or connection.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY)
+                or bool(connection.trailing_data[0])
+            )
+        return not protocol.idle
+
+    def _awaiting_body(self) -> bool:
+        """Whether the client owes this connection request body bytes right now."""
+        protocol = self.protocol.protocol
+        if isinstance(protocol, H11Protocol):
+            connection = protocol.connection
+            return (
+                isinstance(connection, h11.Connection) and connection.their_state is h11.SEND_BODY
+            )
+        if isinstance(protocol, H2Protocol):
+            streams = protocol.connection.streams.values()
+            return any(stream.state_machine.state in _REMOTE_OPEN for stream in streams)
+        return False
+
+    def _log_slow(self, rate: float, minimum: int) -> None:
+        peer = self.writer.get_extra_info("peername")
+        log.info(
+            "closing a connection from %s: request body at %.0f bytes/s, under the minimum "
+            "of %d (--min-body-rate)",
+            peer[0] if isinstance(peer, tuple) else peer,
+            rate,
+            minimum,
+        )
+
+
+class HeaderLimit:
+    """431 for a request head over ``limit`` bytes: HTTP/1.1's rule (h11 enforces it there),
+    applied to HTTP/2 and HTTP/3, whose headers arrive already decoded."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("http_version") in ("2", "3"):
+            size = len(scope.get("raw_path") or b"") + sum(
+                len(name) + len(value) + 4 for name, value in scope["headers"]
+            )
+            if size > self.limit:
+                await send_text(send, 431, "Request Header Fields Too Large")
+                return
+        await self.app(scope, receive, send)
+
+
+def install() -> None:
+    """Make Hypercorn's asyncio worker read connections through GuardedTCPServer, and give
+    each TLS connection a read buffer the size of two TLS records instead of asyncio's 256 KiB
+    (allocated whole for every connection: 400 idle clients held 100 MB)."""
+    hypercorn.asyncio.run.TCPServer = GuardedTCPServer  # type: ignore[attr-defined]
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER

@@ -1,0 +1,215 @@
+"""Hostile clients against a real process: slowhttptest, h2load and wrk from Debian, and raw
+sockets for what no tool sends on purpose."""
+
+from __future__ import annotations
+
+import csv
+import re
+import signal
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import httpx
+import pytest
+
+from tests.conftest import Certs, clean_environ
+from tests.support import HelloProcess
+
+pytestmark = pytest.mark.slow
+
+
+def host_port(server: HelloProcess) -> tuple[str, int]:
+    host, port = server.url.split("://")[1].rsplit(":", 1)
+    return host, int(port)
+
+
+@pytest.fixture
+def strict_server(certs: Certs) -> Iterator[HelloProcess]:
+    """TLS, with short limits so that the slow clients are caught within seconds."""
+    flags = ["--bind", "127.0.0.1:0", *certs.flags(), "--header-timeout", "2"]
+    server = HelloProcess([*flags, "--body-rate-grace", "2"], env=clean_environ())
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def slowhttptest(server: HelloProcess, tmp_path: Path, *mode: str) -> dict[str, int]:
+    """Run slowhttptest against ``server`` and return its last counts (closed, connected...)."""
+    report = tmp_path / "slow"
+    subprocess.run(
+        ["slowhttptest", *mode, "-u", server.url + "/legacy/upload", "-o", str(report), "-g"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    with (report.parent / (report.name + ".csv")).open() as file:
+        rows = list(csv.DictReader(file))
+    last = rows[-1]
+    return {key.strip().lower(): int(value) for key, value in last.items() if value.isdigit()}
+
+
+def test_slow_request_bodies_are_disconnected(
+    strict_server: HelloProcess, certs: Certs, tmp_path: Path
+) -> None:
+    # 100 clients sending a 8 KiB body a few bytes every 2 s, for 12 s.
+    mode = ["-B", "-c", "100", "-r", "50", "-i", "2", "-s", "8192", "-l", "12", "-t", "POST"]
+    counts = slowhttptest(strict_server, tmp_path, *mode)
+    assert counts["connected"] <= 10, counts
+    assert counts["closed"] >= 90, counts
+    strict_server.wait_for_output("under the minimum of 240 (--min-body-rate)")
+    with httpx.Client(verify=certs.client_context()) as client:
+        assert client.get(strict_server.url + "/legacy/", timeout=1).status_code == 200
+
+
+def test_slow_request_heads_are_disconnected(
+    strict_server: HelloProcess, certs: Certs, tmp_path: Path
+) -> None:
+    # Slowloris: 100 clients adding a header line every 1 s, never finishing, for 10 s.
+    counts = slowhttptest(
+        strict_server, tmp_path, "-H", "-c", "100", "-r", "50", "-i", "1", "-l", "10"
+    )
+    assert counts["connected"] <= 10, counts
+    assert counts["closed"] >= 90, counts
+
+
+def test_a_silent_connection_is_closed_without_a_handshake(strict_server: HelloProcess) -> None:
+    with socket.create_connection(host_port(strict_server)) as raw:
+        raw.settimeout(10)
+        assert raw.recv(1) == b""  # closed by the server after --header-timeout
+
+
+def tls_socket(server: HelloProcess, certs: Certs, alpn: str) -> ssl.SSLSocket:
+    context = certs.client_context()
+    context.set_alpn_protocols([alpn])
+    raw = socket.create_connection(host_port(server))
+    tls = context.wrap_socket(raw, server_hostname="localhost")
+    tls.settimeout(10)
+    return tls
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_malformed_request_gets_400_and_a_close(tls_server: HelloProcess, certs: Certs) -> None:
+    with tls_socket(tls_server, certs, "http/1.1") as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n")
+        answer = read_all(sock)  # ends: the server closed the connection
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"Traceback" not in answer and b"server: hello" in answer.lower()
+
+
+def test_oversized_head_gets_431_over_http1(tls_server: HelloProcess, certs: Certs) -> None:
+    with tls_socket(tls_server, certs, "http/1.1") as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"x" * 200_000 + b"\r\n\r\n")
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+class H2Client:
+    """A raw HTTP/2 client over TLS, for frames no polite client sends."""
+
+    def __init__(self, server: HelloProcess, certs: Certs) -> None:
+        self.sock = tls_socket(server, certs, "h2")
+        assert self.sock.selected_alpn_protocol() == "h2"
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.flush()
+
+    def flush(self) -> None:
+        self.sock.sendall(self.conn.data_to_send())
+
+    def events(self) -> Iterator[h2.events.Event]:
+        """Events as they arrive, until the server closes the connection."""
+        while data := self.sock.recv(65536):
+            yield from self.conn.receive_data(data)
+            self.flush()
+
+    def request(self, stream_id: int, path: str, *extra: tuple[str, str]) -> None:
+        headers = [(":method", "GET"), (":path", path), (":scheme", "https")]
+        headers += [(":authority", "localhost"), *extra]
+        self.conn.send_headers(stream_id, headers, end_stream=True)
+        self.flush()
+
+
+def test_oversized_head_gets_431_over_http2(tls_server: HelloProcess, certs: Certs) -> None:
+    client = H2Client(tls_server, certs)
+    client.request(1, "/", ("x-big", "x" * 200_000))
+    for event in client.events():
+        if isinstance(event, h2.events.ResponseReceived):
+            assert dict(event.headers)[b":status"] == b"431"
+            break
+    client.sock.close()
+
+
+def test_rapid_reset_flood_gets_enhance_your_calm(tls_server: HelloProcess, certs: Certs) -> None:
+    client = H2Client(tls_server, certs)
+    for stream_id in range(1, 2 * 400, 2):  # 400 streams, each cancelled at once
+        client.request(stream_id, "/hello")
+        client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        client.flush()
+    ended = [e for e in client.events() if isinstance(e, h2.events.ConnectionTerminated)]
+    client.sock.close()
+    assert ended and ended[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    tls_server.wait_for_output("stream resets in")
+    with httpx.Client(http2=True, verify=certs.client_context()) as polite:
+        assert polite.get(tls_server.url + "/").status_code == 200  # others are served
+
+
+def test_h2load_flood_is_served_in_full(tls_server: HelloProcess) -> None:
+    done = subprocess.run(
+        ["h2load", "-n", "4000", "-c", "16", "-m", "32", tls_server.url + "/hello"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "4000 succeeded, 0 failed, 0 errored" in done.stdout, done.stdout
+    assert "status codes: 4000 2xx" in done.stdout, done.stdout
+
+
+def test_server_header_is_hellos_and_configurable(certs: Certs) -> None:
+    for flag, expected in ((None, "hello"), ("edge", "edge"), ("", None)):
+        extra = [] if flag is None else ["--server-header", flag]
+        server = HelloProcess(["--bind", "127.0.0.1:0", *extra], env=clean_environ())
+        try:
+            response = httpx.get(server.url + "/healthz")
+            assert response.headers.get("server") == expected
+        finally:
+            assert server.stop() == 0
+
+
+def test_sighup_replaces_workers_without_losing_a_request(tmp_path: Path) -> None:
+    config = tmp_path / "hello.toml"
+    config.write_text('server_header = "before"\nworkers = 2\n')
+    server = HelloProcess(["--bind", "127.0.0.1:0", "--config", str(config)], env=clean_environ())
+    try:
+        server.wait_for_output("Running on", count=2)
+        load = subprocess.Popen(
+            ["wrk", "-t2", "-c32", "-d6s", server.url + "/legacy/"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert httpx.get(server.url + "/healthz").headers["server"] == "before"
+        config.write_text('server_header = "after"\nworkers = 2\n')
+        server.signal(signal.SIGHUP)
+        server.wait_for_output("SIGHUP: started 2 workers")
+        server.wait_for_output("Running on", count=4)
+        server.signal(signal.SIGHUP)
+        server.wait_for_output("SIGHUP: started 2 workers", count=2)
+        report, _ = load.communicate(timeout=30)
+        assert re.search(r"\d+ requests in", report), report
+        assert "Socket errors" not in report and "Non-2xx" not in report, report
+        assert httpx.get(server.url + "/healthz").headers["server"] == "after"
+    finally:
+        assert server.stop() == 0
