@@ -205,6 +205,7 @@ def test_sighup_replaces_workers_without_losing_a_request(tmp_path: Path) -> Non
         server.signal(signal.SIGHUP)
         server.wait_for_output("SIGHUP: started 2 workers")
         server.wait_for_output("Running on", count=4)
+        server.wait_for_output("finished after the reload", count=2)  # as a deploy would
         server.signal(signal.SIGHUP)
         server.wait_for_output("SIGHUP: started 2 workers", count=2)
         report, _ = load.communicate(timeout=30)

@@ -116,6 +116,9 @@ class GuardedTCPServer(TCPServer):
         if self.reader.at_eof():
             return False
         protocol = self.protocol.protocol
+        busy = getattr(protocol, "busy", None)  # h1.H1Protocol says it
+        if isinstance(busy, bool):
+            return busy
         if isinstance(protocol, H11Protocol):
             connection = protocol.connection
             if not isinstance(connection, h11.Connection):
@@ -130,6 +133,9 @@ class GuardedTCPServer(TCPServer):
     def _awaiting_body(self) -> bool:
         """Whether the client owes this connection request body bytes right now."""
         protocol = self.protocol.protocol
+        awaiting = getattr(protocol, "awaiting_body", None)  # h1.H1Protocol says it
+        if isinstance(awaiting, bool):
+            return awaiting
         if isinstance(protocol, H11Protocol):
             connection = protocol.connection
             return (

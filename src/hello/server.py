@@ -100,6 +100,7 @@ def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> Non
     settings = _checked(settings)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload, once serving; never an exit
     protocols.install()
+    _install_h1()
     guard.install()
     metrics = _metrics(settings)
     lifecycle = Lifecycle()
@@ -112,6 +113,15 @@ def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> Non
         serve(worker)
     else:
         Supervisor(worker, (lambda: _rebuilt(worker, reread())) if reread else None).run()
+
+
+def _install_h1() -> None:
+    """HTTP/1.1 on httptools where it is installed; Hypercorn's own h11 protocol otherwise."""
+    try:
+        from hello import h1
+    except ImportError:
+        return
+    h1.install()
 
 
 def _checked(settings: Settings) -> Settings:
@@ -460,6 +470,9 @@ class Supervisor:
         for worker in [worker for worker in self.retiring if not worker.is_alive()]:
             worker.join()
             self.retiring.remove(worker)
+            log.info(
+                "worker %s finished after the reload (exit code %s)", worker.pid, worker.exitcode
+            )
             if worker.pid is not None:
                 process_gone(worker.pid)
         for worker in [worker for worker in self.workers if not worker.is_alive()]:

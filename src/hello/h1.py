@@ -1,0 +1,426 @@
+"""HTTP/1.1 for Hypercorn on httptools (llhttp, the parser uvicorn and Node.js use).
+
+Hypercorn's own HTTP/1.1 protocol parses and writes every message through h11 and then through
+its generic stream layer; together they cost more per request than the application here. This
+protocol has the same interface (Hypercorn's ``ProtocolWrapper`` builds it for every TCP
+connection that did not negotiate h2) and speaks ASGI to the app directly: the request head is
+parsed by httptools, the body is queued for ``receive()`` with backpressure, and the response
+head is written with the first body bytes, with Content-Length or chunked framing.
+
+Anything unusual on a connection's first request -- an Upgrade (WebSocket, h2c) or HTTP/2's
+prior-knowledge preface -- is handed, with the bytes received so far, to Hypercorn's own h11
+protocol, which keeps the connection from then on. An upgrade later on a keep-alive
+connection is refused (400). Without httptools installed, Hypercorn's protocol is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import httptools
+from hypercorn.config import Config
+from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
+
+log = logging.getLogger("hello")
+
+HIGH_WATER = 64 * 1024  # buffered request body bytes at which reading the connection pauses
+IDLE_CHECK = 0.5  # seconds between looks at an idle keep-alive connection
+DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection may still send one more request
+_NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
+_REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+Message = dict[str, Any]
+Fallback = Callable[[], Any]  # builds Hypercorn's h11 protocol for this connection
+
+
+class Cycle:
+    """One request on the connection and the response the app gives it."""
+
+    def __init__(self, protocol: H1Protocol, scope: dict[str, Any], keep_alive: bool) -> None:
+        self.protocol = protocol
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.head = scope["method"] == "HEAD"
+        self.expect_continue = False
+        self.body: deque[bytes] = deque()
+        self.buffered = 0
+        self.more_body = True  # until the parser has seen the whole request body
+        self.body_given = False  # the app has had all of it
+        self.arrived = asyncio.Event()  # body bytes, the end of the body, or a disconnect
+        self.drained = asyncio.Event()  # the app took what was buffered
+        self.disconnected = False
+        self.started = False  # response head handed over by the app
+        self.head_sent = False
+        self.complete = False
+        self.status = 200
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunked = False
+
+    # --- the request, for the app ---
+
+    def add_body(self, data: bytes) -> None:
+        if self.complete:
+            return  # the app answered already; the rest of the body is read and dropped
+        self.body.append(data)
+        self.buffered += len(data)
+        self.arrived.set()
+
+    async def receive(self) -> Message:
+        if self.expect_continue and not self.started and not self.disconnected:
+            self.expect_continue = False
+            await self.protocol.write(_CONTINUE)
+        # Body as it arrives; after the whole body, wait for the end of the exchange.
+        while True:
+            if self.disconnected or self.complete:
+                return {"type": "http.disconnect"}
+            if not self.body_given and (self.body or not self.more_body):
+                break
+            self.arrived.clear()
+            await self.arrived.wait()
+        body = b"".join(self.body)
+        self.body.clear()
+        self.buffered = 0
+        self.drained.set()
+        self.body_given = not self.more_body
+        return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    # --- the response, from the app ---
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start" and not self.started:
+            self.started = True
+            self.status = int(message["status"])
+            self.headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+        elif kind == "http.response.body" and self.started and not self.complete:
+            body = bytes(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            if self.disconnected:
+                if not more:
+                    self.complete = True
+                return
+            head = b"" if self.head_sent else self._head(body, more)
+            if not body or self.head or self.status in _NO_BODY_STATUSES:
+                body = b""
+            elif self.chunked:
+                body = b"%x\r\n%b\r\n" % (len(body), body)
+            if not more:
+                self.complete = True
+                self.arrived.set()  # a receive() waiting for the end gets http.disconnect
+                if self.chunked:
+                    body += b"0\r\n\r\n"
+            if head or body:
+                await self.protocol.write(head + body if head else body)
+        elif kind.startswith("http.response."):
+            raise RuntimeError(f"unexpected ASGI message {kind!r} in this state")
+
+    def _head(self, body: bytes, more: bool) -> bytes:
+        self.head_sent = True
+        names = {name for name, _ in self.headers}
+        protocol = self.protocol
+        if protocol.context.terminated.is_set():
+            self.keep_alive = False  # shutting down: this client's next request goes elsewhere
+        if any(n == b"connection" and v.lower() == b"close" for n, v in self.headers):
+            self.keep_alive = False
+        extra = protocol.config.response_headers("h11")
+        if self.head or self.status in _NO_BODY_STATUSES or b"content-length" in names:
+            pass
+        elif not more:
+            extra.append((b"content-length", b"%d" % len(body)))
+        elif self.scope["http_version"] == "1.1":
+            self.chunked = True
+            extra.append((b"transfer-encoding", b"chunked"))
+        else:
+            self.keep_alive = False  # HTTP/1.0 without a length: the close ends the body
+        if b"connection" not in names:
+            if not self.keep_alive:
+                extra.append((b"connection", b"close"))
+            elif self.scope["http_version"] == "1.0":
+                extra.append((b"connection", b"keep-alive"))
+        reason = _REASONS.get(self.status, b"")
+        out = bytearray(b"HTTP/1.1 %d %b\r\n" % (self.status, reason))
+        for name, value in (*self.headers, *extra):
+            out += b"%b: %b\r\n" % (name, value)
+        out += b"\r\n"
+        return bytes(out)
+
+
+class H1Protocol:
+    """Hypercorn's HTTP/1.1 protocol interface, on httptools."""
+
+    def __init__(
+        self,
+        app: AppWrapper,
+        config: Config,
+        context: WorkerContext,
+        task_group: TaskGroup,
+        connection_state: ConnectionState,
+        ssl: bool,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        send: Callable[[Event], Awaitable[None]],
+        *,
+        fallback: Fallback | None = None,
+    ) -> None:
+        self.app: Any = app  # an ASGI app wrapped by Hypercorn: (scope, receive, send, ...)
+        self.config = config
+        self.context = context
+        self.task_group = task_group
+        self.connection_state = connection_state
+        self.scheme = "https" if ssl else "http"
+        self.client = client
+        self.server = server
+        self.send = send
+        self.fallback = fallback
+        self.delegate: Any = None  # Hypercorn's h11 protocol, once an upgrade needs it
+        self.parser = httptools.HttpRequestParser(self)
+        self.prefix: bytearray | None = bytearray()  # bytes of the connection until a cycle
+        self.url = bytearray()
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_size = 0
+        self.in_head = False
+        self.parsing: Cycle | None = None  # the cycle whose request is being parsed
+        self.queue: deque[Cycle] = deque()  # parsed heads waiting for the current cycle
+        self.cycle: Cycle | None = None  # the cycle the app is answering
+        self.requests = 0
+        self.closed = False
+        self.loop = loop = asyncio.get_running_loop()
+        self.sync_spawn = partial(loop.run_in_executor, None)
+        self.call_soon = partial(_call_soon, loop)
+        self.idle_since: float | None = None  # keep-alive: when the last response ended
+        self.idle_timer: asyncio.TimerHandle | None = None
+
+    # --- what guard.py asks ---
+
+    @property
+    def awaiting_body(self) -> bool:
+        return self.parsing is not None and self.parsing.more_body and not self.parsing.complete
+
+    @property
+    def busy(self) -> bool:
+        return self.in_head or self.cycle is not None or bool(self.queue)
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy
+
+    # --- Hypercorn's protocol interface ---
+
+    async def initiate(self) -> None:
+        pass
+
+    async def handle(self, event: Event) -> None:
+        if self.delegate is not None:
+            await self.delegate.handle(event)
+        elif isinstance(event, RawData):
+            await self._received(event.data)
+        elif isinstance(event, Closed):
+            self.closed = True
+            if self.idle_timer is not None:
+                self.idle_timer.cancel()
+                self.idle_timer = None
+            self._disconnected()
+
+    async def _received(self, data: bytes) -> None:
+        if not data or self.closed:
+            return
+        if self.prefix is not None:
+            self.prefix += data
+            if self.prefix.startswith(b"PRI "):  # HTTP/2 with prior knowledge
+                await self._hand_over()
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self.prefix is not None and self.fallback is not None:
+                await self._hand_over()
+            else:
+                await self._refuse(400)
+            return
+        except httptools.HttpParserError:
+            await self._refuse(400)
+            return
+        if self.in_head:
+            self.head_size += len(data)
+        if self.in_head and self.head_size > self.config.h11_max_incomplete_size:
+            await self._refuse(431)
+            return
+        await self._next_cycle()
+        parsing = self.parsing
+        if parsing is not None and parsing.buffered > HIGH_WATER and not parsing.complete:
+            parsing.drained.clear()
+            await parsing.drained.wait()  # backpressure: the read loop waits for the app
+
+    async def _hand_over(self) -> None:
+        assert self.prefix is not None and self.fallback is not None
+        self.delegate = self.fallback()
+        await self.delegate.initiate()
+        await self.delegate.handle(RawData(bytes(self.prefix)))
+
+    # --- httptools callbacks (synchronous, during feed_data) ---
+
+    def on_message_begin(self) -> None:
+        self.url.clear()
+        self.headers = []
+        self.head_size = 0
+        self.in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        if self.parser.should_upgrade():
+            return  # feed_data raises HttpParserUpgrade next
+        path, _, query = bytes(self.url).partition(b"?")
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"spec_version": "2.3", "version": "3.0"},
+            "http_version": self.parser.get_http_version(),
+            "method": self.parser.get_method().decode("ascii"),
+            "scheme": self.scheme,
+            "path": _unquote(path),
+            "raw_path": path,
+            "query_string": query,
+            "root_path": self.config.root_path,
+            "headers": self.headers,
+            "client": self.client,
+            "server": self.server,
+            "state": self.connection_state.copy(),
+            "extensions": {},
+        }
+        cycle = Cycle(self, scope, self.parser.should_keep_alive())
+        cycle.expect_continue = (b"expect", b"100-continue") in self.headers
+        self.parsing = cycle
+        self.queue.append(cycle)
+
+    def on_body(self, body: bytes) -> None:
+        if self.parsing is not None:
+            self.parsing.add_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.more_body = False
+            cycle.arrived.set()
+            cycle.drained.set()
+        self.parsing = None
+
+    # --- running cycles ---
+
+    async def _next_cycle(self) -> None:
+        if self.cycle is not None or not self.queue or self.closed:
+            return
+        self.cycle = cycle = self.queue.popleft()
+        self.prefix = None  # a normal request ran: no hand-over from now on
+        self.requests += 1
+        if self.requests >= self.config.keep_alive_max_requests:
+            cycle.keep_alive = False
+        self.idle_since = None
+        if self.requests == 1:
+            # Hypercorn's idle task bounds the first request head (and lingers at shutdown);
+            # after it, this protocol keeps its own timer: no task per request.
+            await self.send(Updated(idle=False))
+        self.task_group.spawn(self._run, cycle)
+
+    async def _run(self, cycle: Cycle) -> None:
+        try:
+            await self.app(cycle.scope, cycle.receive, cycle.send, self.sync_spawn, self.call_soon)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            await self.config.log.exception("Error in ASGI Framework")
+        if not cycle.started and not cycle.disconnected:
+            cycle.keep_alive = False
+            await cycle.send({"type": "http.response.start", "status": 500, "headers": []})
+            await cycle.send({"type": "http.response.body", "body": b""})
+        await self._finished(cycle)
+
+    async def _finished(self, cycle: Cycle) -> None:
+        self.cycle = None
+        cycle.drained.set()
+        if not (cycle.complete and cycle.keep_alive) or cycle.disconnected:
+            await self._close()
+            return
+        if self.queue:
+            await self._next_cycle()
+        else:
+            self.idle_since = self.loop.time()
+            if self.idle_timer is None:
+                self.idle_timer = self.loop.call_later(IDLE_CHECK, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Between requests: close after the keep-alive timeout (which also bounds the next
+        request head), or soon once the worker shuts down, unless a request has begun."""
+        self.idle_timer = None
+        if self.idle_since is None or self.closed:
+            return  # a request is under way; its end starts the clock again
+        idle = self.loop.time() - self.idle_since
+        shutting_down = self.context.terminated.is_set() and not self.in_head
+        if idle >= self.config.keep_alive_timeout or (shutting_down and idle >= DRAIN_IDLE):
+            self.task_group.spawn(self._close)
+        else:
+            self.idle_timer = self.loop.call_later(IDLE_CHECK, self._idle_check)
+
+    async def write(self, data: bytes) -> None:
+        if not self.closed:
+            await self.send(RawData(data))
+
+    async def _refuse(self, status: int) -> None:
+        if self.cycle is None:
+            reason = _REASONS.get(status, b"")
+            head = b"HTTP/1.1 %d %b\r\n" % (status, reason)
+            headers = [(b"content-length", b"0"), (b"connection", b"close")]
+            headers += self.config.response_headers("h11")
+            await self.write(head + b"".join(b"%b: %b\r\n" % h for h in headers) + b"\r\n")
+        await self._close()
+
+    async def _close(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if not self.closed:
+            self.closed = True
+            self._disconnected()
+            await self.send(Closed())
+
+    def _disconnected(self) -> None:
+        for cycle in (self.cycle, self.parsing, *self.queue):
+            if cycle is not None:
+                cycle.disconnected = True
+                cycle.arrived.set()
+                cycle.drained.set()
+
+
+def _unquote(path: bytes) -> str:
+    from urllib.parse import unquote
+
+    return unquote(path.decode("ascii", "replace"))
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, func: Callable[..., Any], *args: Any) -> Any:
+    future = asyncio.run_coroutine_threadsafe(func(*args), loop)
+    return future.result()
+
+
+def install() -> None:
+    """Serve HTTP/1.1 connections with H1Protocol, keeping Hypercorn's for hand-overs."""
+    import hypercorn.protocol
+
+    h11_protocol = hypercorn.protocol.H11Protocol  # type: ignore[attr-defined]
+
+    def build(*args: Any) -> H1Protocol:
+        return H1Protocol(*args, fallback=lambda: h11_protocol(*args))
+
+    hypercorn.protocol.H11Protocol = build  # type: ignore[attr-defined,assignment]

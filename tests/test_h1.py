@@ -1,0 +1,147 @@
+"""HTTP/1.1 on the wire, as h1.py speaks it: pipelining, HTTP/1.0, HEAD, chunked responses,
+hand-overs to Hypercorn's own protocol for WebSocket, and what it refuses."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import h11
+import pytest
+
+from tests.conftest import clean_environ
+from tests.support import HelloProcess
+
+MOUNTED = Path(__file__).parent / "mounted"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HelloProcess]:
+    flags = ["--bind", "127.0.0.1:0", "--pythonpath", str(MOUNTED), "--mount", "/s=streams:app"]
+    process = HelloProcess(flags, env=clean_environ())
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def connect(server: HelloProcess) -> socket.socket:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
+    sock.settimeout(10)
+    return sock
+
+
+def responses(sock: socket.socket, count: int) -> list[tuple[h11.Response, bytes]]:
+    """Read ``count`` responses off ``sock`` with h11 as the client's parser."""
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))  # pretend
+    client.send(h11.EndOfMessage())
+    got: list[tuple[h11.Response, bytes]] = []
+    while len(got) < count:
+        head: h11.Response | None = None
+        body = b""
+        while True:
+            event = client.next_event()
+            if event is h11.NEED_DATA:
+                client.receive_data(sock.recv(65536))
+            elif isinstance(event, h11.Response):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        assert head is not None
+        got.append((head, body))
+        if len(got) < count:
+            client.start_next_cycle()
+            client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
+            client.send(h11.EndOfMessage())
+    return got
+
+
+def test_pipelined_requests_are_answered_in_order(server: HelloProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /s/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        (health, _), (echo, size), (ready, _) = responses(sock, 3)
+    assert (health.status_code, echo.status_code, ready.status_code) == (200, 200, 200)
+    assert size == b"5"
+
+
+def test_streamed_response_is_chunked(server: HelloProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /s/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        ((head, body),) = responses(sock, 1)
+    assert dict(head.headers)[b"transfer-encoding"] == b"chunked"
+    assert body == b"one,two,three"
+
+
+def test_http10_closes_unless_asked_to_keep_alive(server: HelloProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes after the response
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"connection: close" in answer.lower()
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        first = sock.recv(65536)
+        sock.sendall(b"GET /readyz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        second = sock.recv(65536)
+    assert b"connection: keep-alive" in first.lower() and second.startswith(b"HTTP/1.1 200 ")
+
+
+def test_head_sends_headers_only(server: HelloProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 200 ") < 2:
+            data += sock.recv(65536)
+    head, rest = data.split(b"\r\n\r\n", 1)
+    assert b"content-length: " in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200 ")  # no body between the two responses
+
+
+def test_chunked_request_body(server: HelloProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /s/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
+        ((head, body),) = responses(sock, 1)
+    assert head.status_code == 200 and body == b"11"
+
+
+def test_websocket_is_handed_to_hypercorns_protocol(server: HelloProcess) -> None:
+    import wsproto
+    import wsproto.events
+
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    with connect(server) as sock:
+        sock.sendall(client.send(wsproto.events.Request(host="x", target="/s/ws")))
+        got: list[object] = []
+        while not any(isinstance(e, wsproto.events.TextMessage) for e in got):
+            client.receive_data(sock.recv(65536))
+            for event in client.events():
+                got.append(event)
+                if isinstance(event, wsproto.events.AcceptConnection):
+                    sock.sendall(client.send(wsproto.events.Message(data="hi")))
+    texts = [e.data for e in got if isinstance(e, wsproto.events.TextMessage)]
+    assert texts == ["echo: hi"]
+
+
+def test_an_upgrade_after_a_request_is_refused(server: HelloProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        responses(sock, 1)
+        sock.sendall(
+            b"GET /s/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 ")
