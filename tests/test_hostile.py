@@ -16,6 +16,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.settings
 import httpx
 import pytest
 
@@ -214,3 +215,22 @@ def test_sighup_replaces_workers_without_losing_a_request(tmp_path: Path) -> Non
         assert httpx.get(server.url + "/healthz").headers["server"] == "after"
     finally:
         assert server.stop() == 0
+
+
+def test_http2_request_bodies_get_large_flow_control_windows(
+    tls_server: HelloProcess, certs: Certs
+) -> None:
+    client = H2Client(tls_server, certs)
+    client.request(1, "/healthz")
+    settings: dict[int, int] = {}
+    connection_window = 0
+    for event in client.events():
+        if isinstance(event, h2.events.RemoteSettingsChanged):
+            settings.update({k: v.new_value for k, v in event.changed_settings.items()})
+        elif isinstance(event, h2.events.WindowUpdated) and event.stream_id == 0:
+            connection_window += event.delta
+        elif isinstance(event, h2.events.StreamEnded):
+            break
+    client.sock.close()
+    assert settings[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE] == 1024 * 1024
+    assert connection_window + 65535 == 4 * 1024 * 1024

@@ -26,6 +26,7 @@ from typing import Any
 
 import h2.errors
 import h2.events
+import h2.settings
 import h11
 import hypercorn.protocol
 from hypercorn.events import Closed, Updated
@@ -38,6 +39,9 @@ from hypercorn.typing import H11SendableEvent
 log = logging.getLogger("hello")
 
 END_STREAM_WAIT = 1.0  # seconds a closing connection waits for its last END_STREAM
+DEFAULT_WINDOW = 65535
+STREAM_WINDOW = 1024 * 1024  # each request body's HTTP/2 flow-control window
+CONNECTION_WINDOW = 4 * 1024 * 1024  # all of a connection's request bodies together
 RESET_LIMIT = 200  # streams a client may reset within RESET_WINDOW
 RESET_WINDOW = 10.0
 
@@ -50,6 +54,20 @@ class H2Protocol(_HypercornH2Protocol):
         # Hypercorn advertises h2_max_header_list_size but installs it as if already
         # acknowledged, so h2 never hands it to the HPACK decoder, which keeps 64 KiB.
         self.connection.decoder.max_header_list_size = self.config.h2_max_header_list_size
+        # Request bodies: windows of 64 KiB (HTTP/2's default) cap an upload at 64 KiB per
+        # round trip, 640 KB/s over 100 ms. What the app has not taken stays bounded anyway:
+        # Hypercorn stops reading the connection while a stream's queue is full.
+        codes = h2.settings.SettingCodes
+        values = {codes(code): value for code, value in self.connection.local_settings.items()}
+        values[codes.INITIAL_WINDOW_SIZE] = STREAM_WINDOW
+        self.connection.local_settings = h2.settings.Settings(client=False, initial_values=values)
+
+    async def initiate(
+        self, headers: list[tuple[bytes, bytes]] | None = None, settings: bytes | None = None
+    ) -> None:
+        await super().initiate(headers, settings)
+        self.connection.increment_flow_control_window(CONNECTION_WINDOW - DEFAULT_WINDOW)
+        await self._flush()
 
     async def _handle_events(self, events: list[h2.events.Event]) -> None:
         resets = sum(isinstance(e, h2.events.StreamReset) and e.remote_reset for e in events)
