@@ -4,6 +4,7 @@ hand-overs to Hypercorn's own protocol for WebSocket, and what it refuses."""
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,12 @@ def responses(sock: socket.socket, count: int) -> list[tuple[h11.Response, bytes
             client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
             client.send(h11.EndOfMessage())
     return got
+
+
+def test_responses_come_from_h1(server: HelloProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 def test_pipelined_requests_are_answered_in_order(server: HelloProcess) -> None:
@@ -145,3 +152,18 @@ def test_an_upgrade_after_a_request_is_refused(server: HelloProcess) -> None:
         )
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_without_httptools_hypercorns_protocol_serves() -> None:
+    block = "import sys; sys.modules['httptools'] = None; from hello.cli import main; main()"
+    command = [sys.executable, "-c", block]
+    process = HelloProcess(["--bind", "127.0.0.1:0"], command=command, env=clean_environ())
+    try:
+        with connect(process) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = sock.recv(65536)
+        # h11 writes no reason phrase; h1.py writes "OK".
+        assert answer.startswith(b"HTTP/1.1 200 \r\n"), answer[:40]
+        assert process.count_output("Traceback") == 0
+    finally:
+        assert process.stop() == 0
