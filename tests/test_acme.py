@@ -6,6 +6,7 @@ at the start, which each hello here takes in turn with --insecure-bind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -13,6 +14,8 @@ import signal
 import socket
 import ssl
 import stat
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,14 +73,30 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     try:
         directory = server.url
         roots = home / "roots.pem"
-        verify = ssl.create_default_context(cafile=str(certs.ca_file))
-        with httpx.Client(verify=verify) as client:
-            root = client.get(f"https://127.0.0.1:{management}/roots/0")
-            root.raise_for_status()
-        roots.write_bytes(root.content)
+        roots.write_bytes(fetch_root(server, management, certs.ca_file))
         yield Pebble(directory, certs.ca_file, roots, http_port)
     finally:
         server.kill()
+
+
+def fetch_root(pebble: HelloProcess, port: int, ca_file: Path) -> bytes:
+    """Pebble's issuing root, from its management port, polled until that listens (Pebble
+    logs the port before it listens on it)."""
+    verify = ssl.create_default_context(cafile=str(ca_file))
+    deadline = time.monotonic() + 20
+    with httpx.Client(verify=verify) as client:
+        while True:
+            try:
+                root = client.get(f"https://127.0.0.1:{port}/roots/0")
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    pebble.process.wait(timeout=0.05)  # returns at once if Pebble died
+                assert pebble.process.poll() is None, pebble.stderr
+                continue
+            root.raise_for_status()
+            return root.content
 
 
 def acme_flags(pebble: Pebble, state: Path, *extra: str) -> list[str]:

@@ -167,3 +167,16 @@ def test_without_httptools_hypercorns_protocol_serves() -> None:
         assert process.count_output("Traceback") == 0
     finally:
         assert process.stop() == 0
+
+
+def test_a_head_over_the_limit_in_one_piece_is_431(server: HelloProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * 20_000 + b"\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_pipelining_flood_is_answered_in_order(server: HelloProcess) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
+        answers = responses(sock, 200)
+    assert [head.status_code for head, _ in answers] == [200] * 200

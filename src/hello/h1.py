@@ -31,6 +31,7 @@ from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerConte
 log = logging.getLogger("hello")
 
 HIGH_WATER = 64 * 1024  # buffered request body bytes at which reading the connection pauses
+PIPELINE_LIMIT = 16  # parsed requests waiting on one connection before reading pauses
 IDLE_CHECK = 0.5  # seconds between looks at an idle keep-alive connection
 DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection may still send one more request
 _NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
@@ -185,8 +186,11 @@ class H1Protocol:
         self.prefix: bytearray | None = bytearray()  # bytes of the connection until a cycle
         self.url = bytearray()
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_size = 0
+        self.head_size = 0  # bytes of the request head parsed so far
+        self.head_raw = 0  # bytes received while a head was unfinished
         self.in_head = False
+        self.too_large = False  # a complete head over the limit: answered 431
+        self.dequeued = asyncio.Event()  # a queued request began: pipelining may go on
         self.parsing: Cycle | None = None  # the cycle whose request is being parsed
         self.queue: deque[Cycle] = deque()  # parsed heads waiting for the current cycle
         self.cycle: Cycle | None = None  # the cycle the app is answering
@@ -249,11 +253,16 @@ class H1Protocol:
             await self._refuse(400)
             return
         if self.in_head:
-            self.head_size += len(data)
-        if self.in_head and self.head_size > self.config.h11_max_incomplete_size:
+            self.head_size += len(data)  # an unfinished head, counted by what arrived
+        if self.too_large or (
+            self.in_head and self.head_size > self.config.h11_max_incomplete_size
+        ):
             await self._refuse(431)
             return
         await self._next_cycle()
+        while len(self.queue) >= PIPELINE_LIMIT and not self.closed:
+            self.dequeued.clear()
+            await self.dequeued.wait()  # a pipelining client waits for answers first
         parsing = self.parsing
         if parsing is not None and parsing.buffered > HIGH_WATER and not parsing.complete:
             parsing.drained.clear()
@@ -270,17 +279,22 @@ class H1Protocol:
     def on_message_begin(self) -> None:
         self.url.clear()
         self.headers = []
-        self.head_size = 0
+        self.head_size = self.head_raw = 0
         self.in_head = True
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
+        self.head_size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        if self.head_size > self.config.h11_max_incomplete_size:
+            self.too_large = True
+            return
         if self.parser.should_upgrade():
             return  # feed_data raises HttpParserUpgrade next
         path, _, query = bytes(self.url).partition(b"?")
@@ -323,6 +337,7 @@ class H1Protocol:
         if self.cycle is not None or not self.queue or self.closed:
             return
         self.cycle = cycle = self.queue.popleft()
+        self.dequeued.set()
         self.prefix = None  # a normal request ran: no hand-over from now on
         self.requests += 1
         if self.requests >= self.config.keep_alive_max_requests:
@@ -378,7 +393,7 @@ class H1Protocol:
             await self.send(RawData(data))
 
     async def _refuse(self, status: int) -> None:
-        if self.cycle is None:
+        if self.cycle is None or self.cycle.complete:  # else a response is half written
             reason = _REASONS.get(status, b"")
             head = b"HTTP/1.1 %d %b\r\n" % (status, reason)
             headers = [(b"content-length", b"0"), (b"connection", b"close")]
@@ -396,6 +411,7 @@ class H1Protocol:
             await self.send(Closed())
 
     def _disconnected(self) -> None:
+        self.dequeued.set()
         for cycle in (self.cycle, self.parsing, *self.queue):
             if cycle is not None:
                 cycle.disconnected = True
