@@ -95,14 +95,21 @@ parse_workers = _whole_number(1)
 parse_count = _whole_number(0)
 
 
-def parse_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("expected a number of seconds") from None
-    if not value >= 0 or value == float("inf"):
-        raise ValueError("expected a finite number of seconds, 0 or more")
-    return value
+def _non_negative(unit: str) -> Parser:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"expected a number of {unit}") from None
+        if not value >= 0 or value == float("inf"):
+            raise ValueError(f"expected a finite number of {unit}, 0 or more")
+        return value
+
+    return parse
+
+
+parse_seconds = _non_negative("seconds")
+parse_days = _non_negative("days")
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
@@ -264,16 +271,6 @@ def parse_header_text(text: str) -> str:
     if not all(" " <= char <= "~" for char in text):
         raise ValueError("expected printable ASCII (letters, digits, spaces, punctuation)")
     return text.strip()
-
-
-def parse_days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("expected a number of days") from None
-    if not value >= 0 or value == float("inf"):
-        raise ValueError("expected a finite number of days, 0 or more")
-    return value
 
 
 def default_state_dir() -> Path:
