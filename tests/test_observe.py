@@ -155,9 +155,6 @@ def scrape(url: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_metrics_on_their_own_listener(certs: Certs, workers: str) -> None:
-    probe = HelloProcess(["--bind", "127.0.0.1:0"], env=clean_environ())
-    metrics_port = urlsplit(probe.url).port
-    probe.stop()
     tls = certs.flags()
     server = HelloProcess(
         [
@@ -167,10 +164,12 @@ def test_metrics_on_their_own_listener(certs: Certs, workers: str) -> None:
             "--workers",
             workers,
             "--metrics-bind",
-            f"127.0.0.1:{metrics_port}",
+            "127.0.0.1:0",
         ],
         env=clean_environ(),
     )
+    (line,) = server.wait_for_output("Metrics on http://")
+    metrics_port = urlsplit(line.split("Metrics on ")[1].strip()).port
     try:
         with httpx.Client(http2=True, verify=certs.client_context()) as client:
             for _ in range(3):

@@ -125,7 +125,9 @@ def start_listener(metrics: Metrics, host: str, port: int) -> None:
 
         registry = CollectorRegistry()
         mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    start_http_server(port, addr=host, registry=registry)
+    server, _ = start_http_server(port, addr=host, registry=registry)
+    shown = f"[{host}]" if ":" in host else host
+    log.info("Metrics on http://%s:%d/metrics", shown, server.server_port)
 
 
 def process_gone(pid: int) -> None:
