@@ -31,6 +31,7 @@ from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerConte
 log = logging.getLogger("hello")
 
 HIGH_WATER = 64 * 1024  # buffered request body bytes at which reading the connection pauses
+WRITE_HIGH_WATER = 64 * 1024  # bytes queued on the transport before a write waits
 PIPELINE_LIMIT = 16  # parsed requests waiting on one connection before reading pauses
 IDLE_CHECK = 0.5  # seconds between looks at an idle keep-alive connection
 DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection may still send one more request
@@ -180,6 +181,12 @@ class H1Protocol:
         self.client = client
         self.server = server
         self.send = send
+        # The connection's StreamWriter, when Hypercorn's TCPServer is the one sending.
+        owner = getattr(send, "__self__", None)
+        writer = getattr(owner, "writer", None)
+        self.writer: asyncio.StreamWriter | None = (
+            writer if isinstance(writer, asyncio.StreamWriter) else None
+        )
         self.fallback = fallback
         self.delegate: Any = None  # Hypercorn's h11 protocol, once an upgrade needs it
         self.parser = httptools.HttpRequestParser(self)
@@ -389,8 +396,20 @@ class H1Protocol:
             self.idle_timer = self.loop.call_later(IDLE_CHECK, self._idle_check)
 
     async def write(self, data: bytes) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        writer = self.writer
+        if writer is None:
             await self.send(RawData(data))
+            return
+        # Straight to the transport; wait only when the client is not taking what was sent
+        # (Hypercorn's path takes a lock and awaits drain() on every write).
+        try:
+            writer.write(data)
+            if writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+                await writer.drain()
+        except (ConnectionError, RuntimeError):
+            await self.handle(Closed())
 
     async def _refuse(self, status: int) -> None:
         if self.cycle is None or self.cycle.complete:  # else a response is half written
