@@ -3,6 +3,7 @@ sockets for what no tool sends on purpose."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 import signal
@@ -190,6 +191,20 @@ def test_server_header_is_hellos_and_configurable(certs: Certs) -> None:
             assert server.stop() == 0
 
 
+@contextlib.contextmanager
+def wrk(url: str, seconds: int) -> Iterator[subprocess.Popen[str]]:
+    """wrk on ``url`` for ``seconds``; stopped by its pid if the test ends before it does."""
+    load = subprocess.Popen(
+        ["wrk", "-t2", "-c32", f"-d{seconds}s", url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield load
+    finally:
+        if load.poll() is None:
+            load.kill()
+        load.communicate()
+
+
 def wrk_report(process: subprocess.Popen[str]) -> tuple[int, int, str]:
     """Requests and socket errors of a finished wrk run, and its report."""
     report, _ = process.communicate(timeout=30)
@@ -204,17 +219,13 @@ def wrk_report(process: subprocess.Popen[str]) -> tuple[int, int, str]:
 
 def test_sighup_under_load_loses_nothing(tls_server: HelloProcess, certs: Certs) -> None:
     """One default process: SIGHUP reloads the certificate while wrk runs."""
-    load = subprocess.Popen(
-        ["wrk", "-t2", "-c32", "-d5s", tls_server.url + "/legacy/"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    httpx.get(tls_server.url + "/healthz", verify=certs.client_context())  # load is under way
-    tls_server.signal(signal.SIGHUP)
-    tls_server.wait_for_output("certificate reloaded (SIGHUP)")
-    tls_server.signal(signal.SIGHUP)
-    tls_server.wait_for_output("certificate reloaded (SIGHUP)", count=2)
-    requests, errors, report = wrk_report(load)
+    with wrk(tls_server.url + "/legacy/", 5) as load:
+        httpx.get(tls_server.url + "/healthz", verify=certs.client_context())  # load under way
+        tls_server.signal(signal.SIGHUP)
+        tls_server.wait_for_output("certificate reloaded (SIGHUP)")
+        tls_server.signal(signal.SIGHUP)
+        tls_server.wait_for_output("certificate reloaded (SIGHUP)", count=2)
+        requests, errors, report = wrk_report(load)
     assert requests > 0 and errors == 0, report
 
 
@@ -224,21 +235,15 @@ def test_sighup_replaces_workers_under_load(tmp_path: Path) -> None:
     server = HelloProcess(["--bind", "127.0.0.1:0", "--config", str(config)], env=clean_environ())
     try:
         server.wait_for_output("Running on", count=2)
-        load = subprocess.Popen(
-            ["wrk", "-t2", "-c32", "-d6s", server.url + "/legacy/"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert httpx.get(server.url + "/healthz").headers["server"] == "before"
-        config.write_text('server_header = "after"\nworkers = 2\n')
-        server.signal(signal.SIGHUP)
-        server.wait_for_output("SIGHUP: started 2 workers")
-        server.wait_for_output("Running on", count=4)
-        server.wait_for_output("finished after the reload", count=2)  # as a deploy would
-        server.signal(signal.SIGHUP)
-        server.wait_for_output("SIGHUP: started 2 workers", count=2)
-        requests, errors, report = wrk_report(load)
-        # No non-2xx ever (wrk_report). Most runs lose nothing; about one in ten loses a few
+        with wrk(server.url + "/legacy/", 5) as load:
+            assert httpx.get(server.url + "/healthz").headers["server"] == "before"
+            config.write_text('server_header = "after"\nworkers = 2\n')
+            server.signal(signal.SIGHUP)
+            server.wait_for_output("SIGHUP: started 2 workers")
+            server.wait_for_output("Running on", count=4)
+            server.wait_for_output("finished after the reload", count=2)
+            requests, errors, report = wrk_report(load)
+        # Never a non-2xx (wrk_report). Most runs lose nothing; about one in ten loses a few
         # keep-alive connections at a generation change (a race not yet found), so the bound
         # here is 0.1 % rather than 0.
         assert requests > 0 and errors <= requests // 1000, report
