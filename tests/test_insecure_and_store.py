@@ -153,3 +153,9 @@ def test_only_one_holder_of_the_lock(tmp_path: Path) -> None:
     finally:
         first.release()
         second.release()
+
+
+def test_https_port_must_be_a_port() -> None:
+    with pytest.raises(ConfigError, match="expected a port number"):
+        settings.load(flags={**ACME, "https_port": "70000"})
+    assert settings.load(flags={**ACME, "https_port": "443"}).https_port == 443

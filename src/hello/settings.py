@@ -92,6 +92,15 @@ def _whole_number(minimum: int) -> Parser:
 
 
 parse_workers = _whole_number(1)
+
+
+def parse_port(text: str) -> int:
+    port: int = _whole_number(1)(text)
+    if port > 65535:
+        raise ValueError("expected a port number, 1-65535")
+    return port
+
+
 parse_count = _whole_number(0)
 
 
@@ -320,7 +329,7 @@ class Settings:
     https_port: int | None = _option(
         "the port --insecure-bind redirects to (default: the port of the first --bind); "
         "set it when a port mapping puts HTTPS elsewhere, e.g. 443",
-        _whole_number(1),
+        parse_port,
         "PORT",
         None,
     )
