@@ -14,17 +14,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import multiprocessing
 import os
 import shutil
 import signal
 import ssl
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import wait
-from multiprocessing.process import BaseProcess
 from socket import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, socket
 from typing import Any, cast
 
@@ -36,10 +32,10 @@ from hypercorn.utils import wrap_app
 from hello import guard, protocols
 from hello.app import OWN_ROUTES, build_app, route_prefixes
 from hello.asgi_types import ASGIApp
-from hello.errors import ConfigError, HelloError, StartupError
+from hello.errors import ConfigError, StartupError
 from hello.insecure import InsecureGate
 from hello.lifecycle import Lifecycle
-from hello.metrics import Metrics, process_gone, start_listener
+from hello.metrics import Metrics, start_listener
 from hello.settings import Settings
 from hello.tls import create_ssl_context
 from hello.tls.reload import CertificateReloader
@@ -47,7 +43,6 @@ from hello.tls.reload import CertificateReloader
 log = logging.getLogger("hello")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-RESTART_INTERVAL = 1.0  # at most one worker replacement a second, so a crash loop stays calm
 H2_HEADER_LIST_FACTOR = 16
 KILL_MARGIN = 5.0  # seconds past graceful_timeout before a worker that hangs is killed
 
@@ -112,6 +107,8 @@ def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> Non
     if settings.workers == 1:
         serve(worker)
     else:
+        from hello.supervisor import Supervisor  # it imports Worker and serve from here
+
         Supervisor(worker, (lambda: _rebuilt(worker, reread())) if reread else None).run()
 
 
@@ -373,137 +370,3 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     if isinstance(context.get("exception"), ssl.SSLError):
         return  # a client's failed handshake is its own business, not a server error
     loop.default_exception_handler(context)
-
-
-class Supervisor:
-    """Fork ``settings.workers`` workers on the shared sockets; keep that many alive.
-
-    SIGHUP builds a Worker from re-read settings (``rebuild``) and starts a new generation of
-    workers from it; once they are started the old ones get SIGTERM and finish what they
-    have. The listening sockets stay open in this process throughout, so a connection that
-    arrives meanwhile waits in the backlog instead of being refused. If the new settings or
-    app fail, the error is logged and the old workers go on serving.
-    """
-
-    def __init__(self, worker: Worker, rebuild: Callable[[], Worker] | None = None) -> None:
-        self.worker = worker
-        self.rebuild = rebuild
-        self.context = multiprocessing.get_context("fork")
-        self.workers: list[BaseProcess] = []
-        self.retiring: list[BaseProcess] = []
-        self.stopping = False
-        self.wake_read, self.wake_write = os.pipe()  # signal handlers write here
-        os.set_blocking(self.wake_write, False)
-        self.hangups = 0
-
-    @property
-    def settings(self) -> Settings:
-        return self.worker.settings
-
-    def run(self) -> None:
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, self._stop)
-        signal.signal(signal.SIGHUP, self._hangup)
-        while not self.stopping:
-            self._populate()
-            everyone = [worker.sentinel for worker in (*self.workers, *self.retiring)]
-            ready = wait([*everyone, self.wake_read])
-            if self.wake_read in ready:
-                os.read(self.wake_read, 512)
-            if self.hangups and not self.stopping:
-                self.hangups = 0
-                self._replace()
-            self._reap(expected=self.stopping)
-        deadline = time.monotonic() + self.settings.graceful_timeout + KILL_MARGIN
-        for worker in [*self.workers, *self.retiring]:
-            worker.join(max(0.0, deadline - time.monotonic()))
-            if worker.is_alive():
-                log.warning("worker %s did not stop in time; killing it", worker.pid)
-                worker.kill()
-                worker.join()
-
-    def _populate(self) -> None:
-        taken = {worker.name for worker in self.workers}
-        for index in range(self.settings.workers):
-            name = f"hello-worker-{index}"
-            if name in taken or self.stopping:
-                continue
-            worker = self.context.Process(
-                target=self._work, args=(self.worker, index), name=name, daemon=True
-            )
-            worker.start()
-            self.workers.append(worker)
-
-    def _work(self, worker: Worker, index: int) -> None:
-        os.close(self.wake_read)
-        os.close(self.wake_write)
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop handles it
-        worker.lifecycle.worker_index = index  # this process's own copy, after the fork
-        serve(worker)
-
-    def _replace(self) -> None:
-        """SIGHUP: a new generation of workers from re-read settings, then the old one goes."""
-        if self.rebuild is None:
-            self._signal_all(signal.SIGHUP)  # no way to re-read: reload certificates
-            return
-        try:
-            fresh = self.rebuild()
-        except HelloError as error:
-            log.error("SIGHUP: %s; the running workers go on unchanged", error)
-            return
-        old, self.workers = self.workers, []
-        self.worker = fresh
-        self._populate()
-        log.info(
-            "SIGHUP: started %d workers with re-read settings; %d old ones finish and exit",
-            len(self.workers),
-            len(old),
-        )
-        for worker in old:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGTERM)
-        self.retiring.extend(old)
-
-    def _reap(self, *, expected: bool) -> None:
-        for worker in [worker for worker in self.retiring if not worker.is_alive()]:
-            worker.join()
-            self.retiring.remove(worker)
-            log.info(
-                "worker %s finished after the reload (exit code %s)", worker.pid, worker.exitcode
-            )
-            if worker.pid is not None:
-                process_gone(worker.pid)
-        for worker in [worker for worker in self.workers if not worker.is_alive()]:
-            worker.join()
-            self.workers.remove(worker)
-            if worker.pid is not None:
-                process_gone(worker.pid)
-            if not expected:
-                if self.worker.metrics is not None:
-                    self.worker.metrics.worker_restarts.inc()
-                log.error(
-                    "worker %s exited with code %s; starting another", worker.pid, worker.exitcode
-                )
-                time.sleep(RESTART_INTERVAL)
-
-    def _signal_all(self, signum: int) -> None:
-        for worker in [*self.workers, *self.retiring]:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signum)
-
-    def _wake(self) -> None:
-        try:
-            os.write(self.wake_write, b"!")
-        except BlockingIOError:
-            pass  # the pipe is full: the loop is awake anyway
-
-    def _hangup(self, signum: int, frame: object) -> None:
-        self.hangups += 1
-        self._wake()
-
-    def _stop(self, signum: int, frame: object) -> None:
-        self.stopping = True
-        self._signal_all(signal.SIGTERM)
-        self._wake()
