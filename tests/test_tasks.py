@@ -19,26 +19,40 @@ async def reached(event: asyncio.Event, seconds: float = 10) -> None:
 
 async def test_runs_repeatedly_without_overlapping() -> None:
     scheduler = Scheduler()
-    running = 0
-    most = 0
-    runs = 0
-    fourth = asyncio.Event()
+    running = most = runs = ticks = 0
+    target = 0
+    started, release, ticked = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     @scheduler.every(0.01)
     async def slow() -> None:
         nonlocal running, most, runs
         running += 1
         most = max(most, running)
-        await asyncio.sleep(0.03)  # longer than the interval
+        started.set()
+        await release.wait()  # held by the test for several of its intervals
+        release.clear()
         running -= 1
         runs += 1
-        if runs == 4:
-            fourth.set()
+
+    @scheduler.every(0.01)
+    async def clock() -> None:  # shows the intervals going by while slow is held
+        nonlocal ticks
+        ticks += 1
+        if ticks >= target:
+            ticked.set()
 
     scheduler.start(primary=True)
-    await reached(fourth)
+    for _ in range(3):
+        await reached(started)
+        started.clear()
+        target = ticks + 5
+        ticked.clear()
+        await reached(ticked)  # five intervals passed, and slow is still its one run
+        assert running == 1
+        release.set()
+    await reached(started)
     await scheduler.stop()
-    assert most == 1
+    assert most == 1 and runs == 3
 
 
 async def test_an_exception_is_logged_and_the_schedule_goes_on(
@@ -96,7 +110,7 @@ async def test_stop_cancels_a_running_job() -> None:
     async def forever() -> None:
         started.set()
         try:
-            await asyncio.sleep(60)
+            await asyncio.Event().wait()  # until cancelled
         except asyncio.CancelledError:
             cancelled.set()
             raise

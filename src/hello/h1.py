@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
+from urllib.parse import unquote
 
 import httptools
 from hypercorn.config import Config
@@ -439,8 +440,6 @@ class H1Protocol:
 
 
 def _unquote(path: bytes) -> str:
-    from urllib.parse import unquote
-
     return unquote(path.decode("ascii", "replace"))
 
 

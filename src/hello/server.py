@@ -19,10 +19,12 @@ import shutil
 import signal
 import ssl
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, socket
 from typing import Any, cast
+from wsgiref.handlers import format_date_time
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
@@ -67,6 +69,7 @@ class HypercornConfig(Config):
         self.keep_alive_timeout = settings.header_timeout
         self.ssl_handshake_timeout = settings.header_timeout
         self.include_server_header = False
+        self.include_date_header = False  # response_headers adds it, formatted once a second
         self.h11_max_incomplete_size = settings.max_header_size  # h11 answers 431 past it
         # HTTP/2 headers past this break the connection (HPACK cannot skip them); up to it,
         # guard.HeaderLimit answers 431 for heads over max_header_size, as HTTP/1.1 does.
@@ -75,9 +78,14 @@ class HypercornConfig(Config):
             self.response_headers_extra = [(b"server", settings.server_header.encode())]
 
     response_headers_extra: list[tuple[bytes, bytes]] = []
+    _date: tuple[int, bytes] = (0, b"")
 
     def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
-        return [*super().response_headers(protocol), *self.response_headers_extra]
+        second = int(time.time())
+        if self._date[0] != second:
+            self._date = (second, format_date_time(second).encode("ascii"))
+        date = (b"date", self._date[1])
+        return [date, *super().response_headers(protocol), *self.response_headers_extra]
 
     reloader: CertificateReloader | None = None
 
@@ -99,7 +107,7 @@ def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> Non
     guard.install()
     metrics = _metrics(settings)
     lifecycle = Lifecycle()
-    app = guard.HeaderLimit(build_app(settings, lifecycle, metrics), settings.max_header_size)
+    app = _app(settings, lifecycle, metrics)
     sockets = bind_sockets(settings)
     if metrics is not None:
         _start_metrics(settings, metrics, sockets)
@@ -133,6 +141,11 @@ def _checked(settings: Settings) -> Settings:
     return settings
 
 
+def _app(settings: Settings, lifecycle: Lifecycle, metrics: Metrics | None) -> ASGIApp:
+    """The app a worker serves, before the plain-HTTP gate (which needs the bound sockets)."""
+    return guard.HeaderLimit(build_app(settings, lifecycle, metrics), settings.max_header_size)
+
+
 def _gated(settings: Settings, app: ASGIApp, sockets: Sockets) -> ASGIApp:
     return _insecure_gate(settings, app, sockets) if settings.insecure_bind else app
 
@@ -147,10 +160,8 @@ def _rebuilt(current: Worker, fresh: Settings) -> Worker:
         if getattr(fresh, name) != getattr(current.settings, name):
             log.warning("%s changed; listeners change only on a restart", fresh.describe(name))
     lifecycle = Lifecycle()
-    app = build_app(fresh, lifecycle, current.metrics)
-    app = guard.HeaderLimit(app, fresh.max_header_size)
-    gated = _gated(fresh, app, current.sockets)
-    return Worker(fresh, gated, lifecycle, current.sockets, current.metrics)
+    app = _gated(fresh, _app(fresh, lifecycle, current.metrics), current.sockets)
+    return Worker(fresh, app, lifecycle, current.sockets, current.metrics)
 
 
 @dataclass
