@@ -1,31 +1,28 @@
 """Mounting apps under path prefixes, and the WSGI bridge that makes a legacy app safe to mount.
 
 Prefixes match on whole path segments (``/legacy`` takes ``/legacy`` and ``/legacy/...``, never
-``/legacyx``), longest first. A WSGI app is reached through a2wsgi, but only after its request
-body has been received in full, on the event loop: into memory up to a threshold, then into a
-temporary file. So a slow upload never holds one of the app's threads, the app always sees a
-terminated input with a true Content-Length (chunked HTTP/1.1 and HTTP/2 uploads included), and
-no unread body is left behind to stall the connection. A body over the limit gets 413: at once
-when Content-Length announces it, as soon as it is exceeded otherwise.
+``/legacyx``), longest first. A WSGI app is reached through ``wsgi.WSGIBridge``, but only after
+its request body has been received in full, on the event loop: into memory up to a threshold,
+then into a temporary file. So a slow upload never holds one of the app's threads, the app
+always sees a terminated input with a true Content-Length (chunked HTTP/1.1 and HTTP/2 uploads
+included), and no unread body is left behind to stall the connection. A body over the limit
+gets 413: at once when Content-Length announces it, as soon as it is exceeded otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from typing import IO, Any, cast
+from typing import IO, Any
 
-from a2wsgi import WSGIMiddleware
-
-from hello.asgi_types import ASGIApp, Message, Receive, Scope, Send
+from hello.asgi_types import ASGIApp, Receive, Scope, Send
 from hello.metrics import Metrics
-
-WSGIApp = Any  # PEP 3333 callables are too loosely typed to describe usefully here
+from hello.wsgi import WSGIApp, WSGIBridge
 
 SPOOL_THRESHOLD = 1024 * 1024  # bodies above this go to a temporary file
-REPLAY_CHUNK = 64 * 1024
 # After a 413, what is left of the body is read and thrown away for a while (nginx's "lingering
 # close"), so a client still sending sees the answer rather than a reset connection.
 LINGER_BYTES = 64 * 1024 * 1024
@@ -74,8 +71,7 @@ class WSGIMount:
         name: str = "",
         metrics: Metrics | None = None,
     ) -> None:
-        bridge = WSGIMiddleware(_terminated_input(wsgi_app), workers=threads)
-        self.bridge = cast(ASGIApp, bridge)
+        self.bridge = WSGIBridge(wsgi_app, threads)
         self.max_body_size = max_body_size
         self.threads = threads
         self.name = name
@@ -92,30 +88,45 @@ class WSGIMount:
         if declared is not None and declared > self.max_body_size:
             await self._too_large(scope, receive, send)
             return
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD) as body:
-            size = await self._receive_body(receive, body)
-            if size is None:
-                return  # the client went away; nobody is left to answer
-            if size > self.max_body_size:
-                await self._too_large(scope, receive, send)
-                return
-            body.seek(0)
-            headers = [
-                (name, value)
-                for name, value in scope["headers"]
-                if name not in (b"content-length", b"transfer-encoding")
-            ]
-            headers.append((b"content-length", str(size).encode()))
-            replay = _Replay(body, receive)
-            if self.metrics is None:
-                await self.bridge({**scope, "headers": headers}, replay, send)
-                return
-            busy = self._busy_gauge(self.metrics)
-            busy.inc()
-            try:
-                await self.bridge({**scope, "headers": headers}, replay, send)
-            finally:
-                busy.dec()
+        first = await receive()
+        if first["type"] == "http.disconnect":
+            return  # the client went away; nobody is left to answer
+        chunk: bytes = first.get("body", b"")
+        if first.get("more_body", False):
+            with tempfile.SpooledTemporaryFile(max_size=SPOOL_THRESHOLD) as spooled:
+                spooled.write(chunk)
+                size = await self._receive_body(receive, spooled, len(chunk))
+                if size is None:
+                    return
+                if size > self.max_body_size:
+                    await self._too_large(scope, receive, send)
+                    return
+                spooled.seek(0)
+                await self._call(scope, size, spooled, receive, send)
+        elif len(chunk) > self.max_body_size:
+            await self._too_large(scope, receive, send)
+        else:
+            await self._call(scope, len(chunk), io.BytesIO(chunk), receive, send)
+
+    async def _call(
+        self, scope: Scope, size: int, body: IO[bytes], receive: Receive, send: Send
+    ) -> None:
+        headers = [
+            (name, value)
+            for name, value in scope["headers"]
+            if name not in (b"content-length", b"transfer-encoding")
+        ]
+        headers.append((b"content-length", b"%d" % size))
+        scope = {**scope, "headers": headers}
+        if self.metrics is None:
+            await self.bridge(scope, body, receive, send)
+            return
+        busy = self._busy_gauge(self.metrics)
+        busy.inc()
+        try:
+            await self.bridge(scope, body, receive, send)
+        finally:
+            busy.dec()
 
     def _busy_gauge(self, metrics: Metrics) -> Any:
         if self._reported_pid != os.getpid():  # once in each worker process
@@ -123,12 +134,10 @@ class WSGIMount:
             metrics.wsgi_threads.labels(self.name).set(self.threads)
         return metrics.wsgi_busy.labels(self.name)
 
-    async def _receive_body(self, receive: Receive, body: IO[bytes]) -> int | None:
-        """Write the whole request body to ``body``; its size, or None on disconnect.
-
-        Stops reading once the size passes ``max_body_size`` (the caller answers 413).
-        """
-        size = 0
+    async def _receive_body(self, receive: Receive, body: IO[bytes], size: int) -> int | None:
+        """Write the rest of the request body to ``body``; its whole size, or None on
+        disconnect. Stops reading once the size passes ``max_body_size`` (the caller
+        answers 413)."""
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -159,23 +168,6 @@ class WSGIMount:
         await send({"type": "http.response.body", "body": b""})
 
 
-class _Replay:
-    """The ``receive`` the WSGI bridge sees: the buffered body, then the real channel."""
-
-    def __init__(self, body: IO[bytes], receive: Receive) -> None:
-        self.body = body
-        self.receive = receive
-        self.done = False
-
-    async def __call__(self) -> Message:
-        if self.done:
-            return await self.receive()
-        chunk = self.body.read(REPLAY_CHUNK)
-        more = len(chunk) == REPLAY_CHUNK
-        self.done = not more
-        return {"type": "http.request", "body": chunk, "more_body": more}
-
-
 async def _discard_body(receive: Receive, limit: int) -> None:
     discarded = 0
     while discarded <= limit:
@@ -193,14 +185,3 @@ def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
             except ValueError:
                 return None  # the protocol layer rejects malformed lengths before this
     return None
-
-
-def _terminated_input(wsgi_app: WSGIApp) -> WSGIApp:
-    """Tell the app its input ends at EOF, as every body here is buffered and complete."""
-
-    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        environ["wsgi.input_terminated"] = True
-        result: Iterable[bytes] = wsgi_app(environ, start_response)
-        return result
-
-    return app
