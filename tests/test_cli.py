@@ -206,3 +206,23 @@ def test_log_files_that_cannot_be_opened(flag: str, tmp_path: Path) -> None:
     done = run_hello(["--bind", "127.0.0.1:0", flag, str(tmp_path)], env=clean_environ())
     assert done.returncode == 2
     assert_one_line_error(done.stderr, f"cannot open {flag} {tmp_path}", "Is a directory")
+
+
+def test_loop_choice() -> None:
+    assert cli.parse([], {}).loop == "auto"
+    assert cli.parse(["--loop", "asyncio"], {}).loop == "asyncio"
+    with pytest.raises(ConfigError, match="HELLO_LOOP.*expected one of auto, asyncio, uvloop"):
+        cli.parse([], {"HELLO_LOOP": "trio"})
+
+
+def test_uvloop_asked_for_but_missing(tmp_path: Path) -> None:
+    # A uvloop that cannot be imported, first on the path: as if it were not installed.
+    (tmp_path / "uvloop").mkdir()
+    (tmp_path / "uvloop" / "__init__.py").write_text("raise ImportError('not here')\n")
+    env = clean_environ() | {"PYTHONPATH": str(tmp_path)}
+    done = run_hello(["--bind", "127.0.0.1:0", "--loop", "uvloop"], env=env)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "hello: error: --loop uvloop: uvloop is not installed here; install hello with the uvloop "
+        "extra (pip install 'hello[uvloop]') or use --loop asyncio"
+    ]

@@ -53,6 +53,24 @@ def test_tls_negotiates_http2_and_serves_every_part(tls_server: HelloProcess, ce
         assert client.get(url + "/legacyx").status_code == 404
 
 
+@pytest.mark.parametrize("loop", ["auto", "asyncio", "uvloop"])
+def test_each_event_loop_serves_http2_and_http11(certs: Certs, loop: str) -> None:
+    flags = ["--bind", "127.0.0.1:0", *certs.flags(), "--loop", loop, "--log-level", "debug"]
+    server = HelloProcess(flags, env=clean_environ())
+    try:
+        server.wait_for_output("event loop: " + ("asyncio" if loop == "asyncio" else "uvloop"))
+        for http2 in (True, False):
+            with httpx.Client(http2=http2, verify=certs.client_context(), timeout=10) as client:
+                page = client.get(server.url + "/hello")
+                legacy = client.get(server.url + "/legacy/")
+            assert page.http_version == legacy.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+            assert "Hello, world!" in page.text
+            assert "Hello world, I am Flask!" in legacy.text
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
 def test_tls_serves_http11_to_clients_without_h2(tls_server: HelloProcess, certs: Certs) -> None:
     with httpx.Client(verify=certs.client_context()) as client:
         response = client.get(tls_server.url + "/legacy/")

@@ -137,6 +137,11 @@ def _checked(settings: Settings) -> Settings:
         create_ssl_context(settings)  # a bad pair fails here, with the flag named
     if settings.quic_bind:
         _require_aioquic(settings)
+    if settings.loop == "uvloop" and _uvloop() is None:
+        raise ConfigError(
+            f"{settings.describe('loop')}: uvloop is not installed here; install hello with "
+            "the uvloop extra (pip install 'hello[uvloop]') or use --loop asyncio"
+        )
     _configure_logging(settings)
     return settings
 
@@ -309,7 +314,19 @@ def _bind_quic(settings: Settings, opened: list[socket]) -> list[socket]:
 
 def serve(worker: Worker) -> None:
     """Run one worker in this process until SIGTERM or SIGINT, then drain and return."""
-    asyncio.run(_serve(worker))
+    uvloop = _uvloop() if worker.settings.loop != "asyncio" else None
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop if uvloop else None) as runner:
+        log.debug("event loop: %s", "uvloop" if uvloop else "asyncio")
+        runner.run(_serve(worker))
+
+
+def _uvloop() -> Any:
+    """The uvloop module, where it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop
 
 
 async def _serve(worker: Worker) -> None:

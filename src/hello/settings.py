@@ -221,6 +221,13 @@ def parse_log_format(text: str) -> str:
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+LOOPS = ("auto", "asyncio", "uvloop")
+
+
+def parse_loop(text: str) -> str:
+    if text not in LOOPS:
+        raise ValueError("expected one of " + ", ".join(LOOPS))
+    return text
 
 
 def parse_log_level(text: str) -> str:
@@ -372,6 +379,12 @@ class Settings:
         default_state_dir(),
     )
     workers: int = _option("number of worker processes", parse_workers, "N", 1)
+    loop: str = _option(
+        "event loop: uvloop, asyncio, or auto (uvloop where it is installed, else asyncio)",
+        parse_loop,
+        "LOOP",
+        "auto",
+    )
     hsts_max_age: int = _option(
         "Strict-Transport-Security max-age sent on TLS responses, in seconds; 0 sends none",
         parse_count,
