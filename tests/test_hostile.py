@@ -180,6 +180,28 @@ def test_h2load_flood_is_served_in_full(tls_server: HelloProcess) -> None:
     assert "status codes: 4000 2xx" in done.stdout, done.stdout
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_clients_leaving_mid_response_leave_no_log_noise(certs: Certs, loop: str) -> None:
+    """h2load stops with 256 streams in flight on the WSGI app; what the server still had to
+    write to those connections is dropped quietly (asyncio logs "socket.send() raised
+    exception." for every write past the fifth to a lost connection)."""
+    flags = ["--bind", "127.0.0.1:0", *certs.flags(), "--loop", loop]
+    server = HelloProcess(flags, env=clean_environ())
+    try:
+        for _ in range(2):
+            subprocess.run(
+                ["h2load", "-D", "2", "-c", "16", "-m", "16", server.url + "/legacy/"],
+                capture_output=True,
+                timeout=60,
+            )
+        assert httpx.get(server.url + "/healthz", verify=certs.client_context()).status_code == 200
+        assert server.stop() == 0
+        assert "raised exception" not in server.stderr, server.stderr[-2000:]
+        assert "Traceback" not in server.stderr, server.stderr[-2000:]
+    finally:
+        server.kill()
+
+
 def test_server_header_is_hellos_and_configurable(certs: Certs) -> None:
     for flag, expected in ((None, "hello"), ("edge", "edge"), ("", None)):
         extra = [] if flag is None else ["--server-header", flag]

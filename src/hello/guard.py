@@ -26,7 +26,7 @@ import h11
 import hypercorn.asyncio.run
 from h2.stream import StreamState
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
-from hypercorn.events import Closed, RawData
+from hypercorn.events import Closed, Event, RawData
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 
@@ -47,6 +47,11 @@ class GuardedTCPServer(TCPServer):
     _waited = 0.0  # seconds spent waiting for them, in finished reads
     _reading_since: float | None = None  # when the read under way began
     _watchdog: asyncio.Future[None] | None = None
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, RawData) and self.writer.transport.is_closing():
+            return  # the client is gone: asyncio would log each write past the fifth
+        await super().protocol_send(event)
 
     async def _read_data(self) -> None:
         settings: Settings | None = getattr(self.config, "settings", None)

@@ -405,6 +405,8 @@ class H1Protocol:
             return
         # Straight to the transport; wait only when the client is not taking what was sent
         # (Hypercorn's path takes a lock and awaits drain() on every write).
+        if writer.transport.is_closing():
+            return  # the client is gone: asyncio would log each write past the fifth
         try:
             writer.write(data)
             if writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:

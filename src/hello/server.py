@@ -202,6 +202,20 @@ def _configure_logging(settings: Settings) -> None:
     log.handlers = [handler]
     log.setLevel(settings.log_level.upper())
     log.propagate = False
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _LostClientWrites) for f in asyncio_log.filters):
+        asyncio_log.addFilter(_LostClientWrites())
+
+
+class _LostClientWrites(logging.Filter):
+    """Drops asyncio's warning for each write past the fifth to a connection already lost.
+
+    A client that leaves with responses in flight (a load tester stopping, a browser tab
+    closed during a download) is normal; between the failed send and the transport's
+    connection_lost, writes can still reach it, and each would log this line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "socket.send() raised exception."
 
 
 def _prepare_acme(settings: Settings) -> Settings:
@@ -397,4 +411,8 @@ def _renew(settings: Settings, reloader: CertificateReloader) -> asyncio.Future[
 def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     if isinstance(context.get("exception"), ssl.SSLError):
         return  # a client's failed handshake is its own business, not a server error
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        # At shutdown, asyncio's streams ask each cancelled connection task for its
+        # exception, which raises CancelledError inside their callback: not an error.
+        return
     loop.default_exception_handler(context)
