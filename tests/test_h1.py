@@ -180,3 +180,63 @@ def test_a_pipelining_flood_is_answered_in_order(server: HelloProcess) -> None:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
         answers = responses(sock, 200)
     assert [head.status_code for head, _ in answers] == [200] * 200
+
+
+def send_until_blocked(sock: socket.socket, total: int) -> int:
+    """Send up to ``total`` body bytes; stop once a send cannot go on for a second (nobody
+    reads them). How many were sent."""
+    chunk = b"x" * 65536
+    sock.settimeout(1.0)
+    sent = 0
+    try:
+        while sent < total:
+            sent += sock.send(chunk[: total - sent])
+    except TimeoutError:
+        pass
+    sock.settimeout(10)
+    return sent
+
+
+def send_rest(sock: socket.socket, sent: int, total: int) -> None:
+    chunk = b"x" * 65536
+    while sent < total:
+        part = chunk[: total - sent]
+        sock.sendall(part)
+        sent += len(part)
+
+
+def release(server: HelloProcess, name: str) -> None:
+    with connect(server) as other:
+        other.sendall(b"GET /s/release/%b HTTP/1.1\r\nHost: x\r\n\r\n" % name.encode())
+        assert responses(other, 1)[0][0].status_code == 200
+
+
+def test_a_body_the_app_does_not_take_stops_the_reading(server: HelloProcess) -> None:
+    """Backpressure: while the app holds on to a request body, hello stops reading it (the
+    client's sends block once the buffers are full); when the app reads on, all of it arrives."""
+    total = 64 * 1024 * 1024
+    with connect(server) as sock:
+        sock.sendall(b"POST /s/hold/a HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total)
+        sent = send_until_blocked(sock, total)
+        assert sent < total  # else hello read (and buffered) the whole body
+        release(server, "a")
+        send_rest(sock, sent, total)
+        ((head, body),) = responses(sock, 1)
+    assert head.status_code == 200
+    assert body == str(total).encode()
+
+
+def test_the_body_of_a_request_answered_early_is_read_and_dropped(server: HelloProcess) -> None:
+    """An app that answers without reading the body: hello reads on (and drops) the rest, so
+    the connection is ready for its next request."""
+    total = 16 * 1024 * 1024
+    with connect(server) as sock:
+        sock.sendall(b"POST /s/late/b HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total)
+        sent = send_until_blocked(sock, total)
+        assert sent < total
+        release(server, "b")
+        send_rest(sock, sent, total)
+        sock.sendall(b"GET /s/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        (early, _), (after, body) = responses(sock, 2)
+    assert early.status_code == after.status_code == 200
+    assert body == b"one,two,three"

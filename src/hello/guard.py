@@ -1,7 +1,8 @@
 """Hostile clients: slow request bodies, oversized HTTP/2 heads, keep-alive at shutdown.
 
 Hypercorn reads each connection in ``TCPServer._read_data``; this subclass reads the same way
-and counts the bytes and the time spent waiting for them. While the client owes request body
+(HTTP/1.1 directly in ``data_received``: see reading.py) and counts the bytes and the time
+spent waiting for them. While the client owes request body
 bytes (HTTP/1.1 in its body, or an HTTP/2 stream whose request is still open) a watchdog
 looks every second at how many arrived per second of waiting; after a grace period, a rate
 below the minimum closes the connection. A client trickling a few bytes every few seconds
@@ -53,30 +54,49 @@ class GuardedTCPServer(TCPServer):
             return  # the client is gone: asyncio would log each write past the fifth
         await super().protocol_send(event)
 
+    _settings: Settings | None = None
+    _minimum = 0  # bytes/s a request body must keep up, 0 for no minimum
+
     async def _read_data(self) -> None:
-        settings: Settings | None = getattr(self.config, "settings", None)
-        minimum = settings.min_body_rate if settings is not None else 0
-        loop = asyncio.get_running_loop()
+        self._settings = settings = getattr(self.config, "settings", None)
+        self._minimum = settings.min_body_rate if settings is not None else 0
+        timeout = self.config.read_timeout
+        read_directly = getattr(self.protocol.protocol, "read_directly", None)  # h1.H1Protocol
+        if read_directly is not None:
+            self.reader = await read_directly(self.writer.transport, self.reader, self)
+            timeout = None  # this reader waits for the end only; reading.py reads the rest
         try:
             while not self.reader.at_eof():
-                self._reading_since = started = loop.time()
+                self.waiting()
                 try:
-                    data = await asyncio.wait_for(
-                        self.reader.read(MAX_RECV), self.config.read_timeout
-                    )
+                    data = await asyncio.wait_for(self.reader.read(MAX_RECV), timeout)
                 except (ConnectionError, OSError, TimeoutError, SSLError):
                     break
                 finally:
-                    self._reading_since = None
-                    self._waited += loop.time() - started
-                self._received += len(data)
+                    self.not_waiting()
                 await self.protocol.handle(RawData(data))
-                if settings and minimum and self._watchdog is None and self._awaiting_body():
-                    self._watchdog = asyncio.ensure_future(self._watch_body(minimum, settings))
+                self.received(len(data))
             await self.protocol.handle(Closed())
         finally:
             if self._watchdog is not None:
                 self._watchdog.cancel()
+
+    # --- reading.Meter: what the client sent, and how long the server waited for it ---
+
+    def received(self, size: int) -> None:
+        self._received += size
+        if self._minimum and self._watchdog is None and self._awaiting_body():
+            assert self._settings is not None
+            self._watchdog = asyncio.ensure_future(self._watch_body(self._minimum, self._settings))
+
+    def waiting(self) -> None:
+        if self._reading_since is None:
+            self._reading_since = asyncio.get_running_loop().time()
+
+    def not_waiting(self) -> None:
+        started, self._reading_since = self._reading_since, None
+        if started is not None:
+            self._waited += asyncio.get_running_loop().time() - started
 
     def _waited_now(self) -> float:
         ongoing = self._reading_since

@@ -5,7 +5,9 @@ its generic stream layer; together they cost more per request than the applicati
 protocol has the same interface (Hypercorn's ``ProtocolWrapper`` builds it for every TCP
 connection that did not negotiate h2) and speaks ASGI to the app directly: the request head is
 parsed by httptools, the body is queued for ``receive()`` with backpressure, and the response
-head is written with the first body bytes, with Content-Length or chunked framing.
+head is written with the first body bytes, with Content-Length or chunked framing. Served by
+hello's TCPServer (guard.py), it reads the connection itself, in ``data_received``, instead
+of being handed each chunk by a reader task (reading.py).
 
 Anything unusual on a connection's first request -- an Upgrade (WebSocket, h2c) or HTTP/2's
 prior-knowledge preface -- is handed, with the bytes received so far, to Hypercorn's own h11
@@ -16,7 +18,6 @@ connection is refused (400). Without httptools installed, Hypercorn's protocol i
 from __future__ import annotations
 
 import asyncio
-import http
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,9 @@ from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
 
+from hello.h1_cycle import REASONS, Cycle
+from hello.reading import Meter, Reading
+
 log = logging.getLogger("hello")
 
 HIGH_WATER = 64 * 1024  # buffered request body bytes at which reading the connection pauses
@@ -36,124 +40,7 @@ WRITE_HIGH_WATER = 64 * 1024  # bytes queued on the transport before a write wai
 PIPELINE_LIMIT = 16  # parsed requests waiting on one connection before reading pauses
 IDLE_CHECK = 0.5  # seconds between looks at an idle keep-alive connection
 DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection may still send one more request
-_NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
-_REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-Message = dict[str, Any]
 Fallback = Callable[[], Any]  # builds Hypercorn's h11 protocol for this connection
-
-
-class Cycle:
-    """One request on the connection and the response the app gives it."""
-
-    def __init__(self, protocol: H1Protocol, scope: dict[str, Any], keep_alive: bool) -> None:
-        self.protocol = protocol
-        self.scope = scope
-        self.keep_alive = keep_alive
-        self.head = scope["method"] == "HEAD"
-        self.expect_continue = False
-        self.body: deque[bytes] = deque()
-        self.buffered = 0
-        self.more_body = True  # until the parser has seen the whole request body
-        self.body_given = False  # the app has had all of it
-        self.arrived = asyncio.Event()  # body bytes, the end of the body, or a disconnect
-        self.drained = asyncio.Event()  # the app took what was buffered
-        self.disconnected = False
-        self.started = False  # response head handed over by the app
-        self.head_sent = False
-        self.complete = False
-        self.status = 200
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.chunked = False
-
-    # --- the request, for the app ---
-
-    def add_body(self, data: bytes) -> None:
-        if self.complete:
-            return  # the app answered already; the rest of the body is read and dropped
-        self.body.append(data)
-        self.buffered += len(data)
-        self.arrived.set()
-
-    async def receive(self) -> Message:
-        if self.expect_continue and not self.started and not self.disconnected:
-            self.expect_continue = False
-            await self.protocol.write(_CONTINUE)
-        # Body as it arrives; after the whole body, wait for the end of the exchange.
-        while True:
-            if self.disconnected or self.complete:
-                return {"type": "http.disconnect"}
-            if not self.body_given and (self.body or not self.more_body):
-                break
-            self.arrived.clear()
-            await self.arrived.wait()
-        body = b"".join(self.body)
-        self.body.clear()
-        self.buffered = 0
-        self.drained.set()
-        self.body_given = not self.more_body
-        return {"type": "http.request", "body": body, "more_body": self.more_body}
-
-    # --- the response, from the app ---
-
-    async def send(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.start" and not self.started:
-            self.started = True
-            self.status = int(message["status"])
-            self.headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
-        elif kind == "http.response.body" and self.started and not self.complete:
-            body = bytes(message.get("body", b""))
-            more = bool(message.get("more_body", False))
-            if self.disconnected:
-                if not more:
-                    self.complete = True
-                return
-            head = b"" if self.head_sent else self._head(body, more)
-            if not body or self.head or self.status in _NO_BODY_STATUSES:
-                body = b""
-            elif self.chunked:
-                body = b"%x\r\n%b\r\n" % (len(body), body)
-            if not more:
-                self.complete = True
-                self.arrived.set()  # a receive() waiting for the end gets http.disconnect
-                if self.chunked:
-                    body += b"0\r\n\r\n"
-            if head or body:
-                await self.protocol.write(head + body if head else body)
-        elif kind.startswith("http.response."):
-            raise RuntimeError(f"unexpected ASGI message {kind!r} in this state")
-
-    def _head(self, body: bytes, more: bool) -> bytes:
-        self.head_sent = True
-        names = {name for name, _ in self.headers}
-        protocol = self.protocol
-        if protocol.context.terminated.is_set():
-            self.keep_alive = False  # shutting down: this client's next request goes elsewhere
-        if any(n == b"connection" and v.lower() == b"close" for n, v in self.headers):
-            self.keep_alive = False
-        extra = protocol.config.response_headers("h11")
-        if self.head or self.status in _NO_BODY_STATUSES or b"content-length" in names:
-            pass
-        elif not more:
-            extra.append((b"content-length", b"%d" % len(body)))
-        elif self.scope["http_version"] == "1.1":
-            self.chunked = True
-            extra.append((b"transfer-encoding", b"chunked"))
-        else:
-            self.keep_alive = False  # HTTP/1.0 without a length: the close ends the body
-        if b"connection" not in names:
-            if not self.keep_alive:
-                extra.append((b"connection", b"close"))
-            elif self.scope["http_version"] == "1.0":
-                extra.append((b"connection", b"keep-alive"))
-        reason = _REASONS.get(self.status, b"")
-        out = bytearray(b"HTTP/1.1 %d %b\r\n" % (self.status, reason))
-        for name, value in (*self.headers, *extra):
-            out += b"%b: %b\r\n" % (name, value)
-        out += b"\r\n"
-        return bytes(out)
 
 
 class H1Protocol:
@@ -198,7 +85,10 @@ class H1Protocol:
         self.head_raw = 0  # bytes received while a head was unfinished
         self.in_head = False
         self.too_large = False  # a complete head over the limit: answered 431
-        self.dequeued = asyncio.Event()  # a queued request began: pipelining may go on
+        self.flow = asyncio.Event()  # reading may go on (see _blocked)
+        self.reading: Reading | None = None  # while the connection is read in data_received
+        self.refused = False  # a 400 or 431 is on its way: the rest is not parsed
+        self.hand_over_due = False
         self.parsing: Cycle | None = None  # the cycle whose request is being parsed
         self.queue: deque[Cycle] = deque()  # parsed heads waiting for the current cycle
         self.cycle: Cycle | None = None  # the cycle the app is answering
@@ -241,40 +131,103 @@ class H1Protocol:
                 self.idle_timer = None
             self._disconnected()
 
+    async def read_directly(
+        self, transport: asyncio.Transport, reader: asyncio.StreamReader, meter: Meter | None
+    ) -> asyncio.StreamReader:
+        """From now on, read the connection in ``data_received`` (see reading.py), feeding
+        first what ``reader`` holds. The reader to wait on: it learns of the connection's
+        end, and gets the connection back if it turns out to be for another protocol."""
+        if self.delegate is not None or transport.is_closing() or reader.at_eof():
+            return reader
+        self.reading = reading = Reading(self, transport, meter)
+        transport.set_protocol(reading)
+        # What arrived before the switch: told that nothing more comes, the reader gives
+        # it up without waiting.
+        reader.feed_eof()
+        early = await reader.read()
+        if early:
+            reading.data_received(early)
+        return reading.reader
+
     async def _received(self, data: bytes) -> None:
-        if not data or self.closed:
+        """Hypercorn's way: ``data`` read by its TCPServer; return when it may read more."""
+        if not data:
+            return
+        self.feed(data)
+        if self.hand_over_due:
+            await self._hand_over()
+            return
+        while self._blocked():
+            self.flow.clear()
+            await self.flow.wait()
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data`` and start the requests it completes; anything that must wait (a
+        refusal, a hand-over) is left to a task or to ``_received``."""
+        if self.closed or self.refused:
             return
         if self.prefix is not None:
             self.prefix += data
             if self.prefix.startswith(b"PRI "):  # HTTP/2 with prior knowledge
-                await self._hand_over()
+                self._must_hand_over()
                 return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             if self.prefix is not None and self.fallback is not None:
-                await self._hand_over()
+                self._must_hand_over()
             else:
-                await self._refuse(400)
+                self._refuse_soon(400)
             return
         except httptools.HttpParserError:
-            await self._refuse(400)
+            self._refuse_soon(400)
             return
         if self.in_head:
             self.head_size += len(data)  # an unfinished head, counted by what arrived
         if self.too_large or (
             self.in_head and self.head_size > self.config.h11_max_incomplete_size
         ):
-            await self._refuse(431)
+            self._refuse_soon(431)
             return
-        await self._next_cycle()
-        while len(self.queue) >= PIPELINE_LIMIT and not self.closed:
-            self.dequeued.clear()
-            await self.dequeued.wait()  # a pipelining client waits for answers first
+        self._start_next()
+        if self.reading is not None and self._blocked():
+            self.reading.pause()
+
+    def _blocked(self) -> bool:
+        """Whether reading must wait: for a pipelining client's answers, or for the app to
+        take the request body already buffered (backpressure)."""
+        if self.closed:
+            return False
         parsing = self.parsing
-        if parsing is not None and parsing.buffered > HIGH_WATER and not parsing.complete:
-            parsing.drained.clear()
-            await parsing.drained.wait()  # backpressure: the read loop waits for the app
+        return len(self.queue) >= PIPELINE_LIMIT or (
+            parsing is not None and parsing.buffered > HIGH_WATER and not parsing.complete
+        )
+
+    def unblocked(self) -> None:
+        """Something reading may have waited for happened; go on reading if it may."""
+        if not self._blocked():
+            self.flow.set()
+            if self.reading is not None:
+                self.reading.resume()
+
+    def _must_hand_over(self) -> None:
+        reading = self.reading
+        if reading is None:
+            self.hand_over_due = True  # _received does it
+            return
+        # Read directly: give the connection back to asyncio's stream, replaying what came;
+        # parsed again by _received, it is handed over there.
+        assert self.prefix is not None
+        replay = bytes(self.prefix)
+        self.reading = None
+        self.prefix = bytearray()
+        self.parser = httptools.HttpRequestParser(self)
+        self.in_head = False
+        reading.to_stream(replay)
+
+    def _refuse_soon(self, status: int) -> None:
+        self.refused = True
+        self.task_group.spawn(self._refuse, status)
 
     async def _hand_over(self) -> None:
         assert self.prefix is not None and self.fallback is not None
@@ -336,28 +289,28 @@ class H1Protocol:
         if cycle is not None:
             cycle.more_body = False
             cycle.arrived.set()
-            cycle.drained.set()
         self.parsing = None
+        self.unblocked()
 
     # --- running cycles ---
 
-    async def _next_cycle(self) -> None:
+    def _start_next(self) -> None:
         if self.cycle is not None or not self.queue or self.closed:
             return
         self.cycle = cycle = self.queue.popleft()
-        self.dequeued.set()
         self.prefix = None  # a normal request ran: no hand-over from now on
         self.requests += 1
         if self.requests >= self.config.keep_alive_max_requests:
             cycle.keep_alive = False
         self.idle_since = None
-        if self.requests == 1:
+        self.task_group.spawn(self._run, cycle, self.requests == 1)
+        self.unblocked()  # a pipelining client may send more
+
+    async def _run(self, cycle: Cycle, first: bool) -> None:
+        if first:
             # Hypercorn's idle task bounds the first request head (and lingers at shutdown);
             # after it, this protocol keeps its own timer: no task per request.
             await self.send(Updated(idle=False))
-        self.task_group.spawn(self._run, cycle)
-
-    async def _run(self, cycle: Cycle) -> None:
         try:
             await self.app(cycle.scope, cycle.receive, cycle.send, self.sync_spawn, self.call_soon)
         except asyncio.CancelledError:
@@ -372,12 +325,12 @@ class H1Protocol:
 
     async def _finished(self, cycle: Cycle) -> None:
         self.cycle = None
-        cycle.drained.set()
+        self.unblocked()  # the rest of a body it did not read is read (and dropped)
         if not (cycle.complete and cycle.keep_alive) or cycle.disconnected:
             await self._close()
             return
         if self.queue:
-            await self._next_cycle()
+            self._start_next()
         else:
             self.idle_since = self.loop.time()
             if self.idle_timer is None:
@@ -399,6 +352,18 @@ class H1Protocol:
     async def write(self, data: bytes) -> None:
         if self.closed:
             return
+        reading = self.reading
+        if reading is not None:
+            transport = reading.transport
+            if transport.is_closing():
+                return  # the client is gone: asyncio would log each write past the fifth
+            try:
+                transport.write(data)
+            except (ConnectionError, RuntimeError):
+                await self.handle(Closed())
+                return
+            await reading.drain()
+            return
         writer = self.writer
         if writer is None:
             await self.send(RawData(data))
@@ -416,7 +381,7 @@ class H1Protocol:
 
     async def _refuse(self, status: int) -> None:
         if self.cycle is None or self.cycle.complete:  # else a response is half written
-            reason = _REASONS.get(status, b"")
+            reason = REASONS.get(status, b"")
             head = b"HTTP/1.1 %d %b\r\n" % (status, reason)
             headers = [(b"content-length", b"0"), (b"connection", b"close")]
             headers += self.config.response_headers("h11")
@@ -433,12 +398,11 @@ class H1Protocol:
             await self.send(Closed())
 
     def _disconnected(self) -> None:
-        self.dequeued.set()
+        self.flow.set()
         for cycle in (self.cycle, self.parsing, *self.queue):
             if cycle is not None:
                 cycle.disconnected = True
                 cycle.arrived.set()
-                cycle.drained.set()
 
 
 def _unquote(path: bytes) -> str:

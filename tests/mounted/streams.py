@@ -1,6 +1,13 @@
-"""A bare ASGI app for the HTTP/1.1 wire tests: a streamed response, a body echo, a WebSocket."""
+"""A bare ASGI app for the HTTP/1.1 wire tests: a streamed response, a body echo, a WebSocket,
+and requests that wait for another: ``/hold/NAME`` takes the first chunk of its body, then
+waits for a request to ``/release/NAME``; ``/late/NAME`` waits for it too, then answers
+without reading its body."""
 
+import asyncio
+from collections import defaultdict
 from typing import Any
+
+RELEASED: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -13,6 +20,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if scope["type"] != "http":
         return
+    _, _, action, name = (scope["path"].split("/") + ["", ""])[:4]
+    if action == "release":
+        RELEASED[name].set()
     if scope["path"].endswith("/stream"):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for part in (b"one,", b"two,", b"three"):
@@ -20,11 +30,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b""})
         return
     size = 0
-    more = True
+    more = action != "late"
+    if not more:
+        await RELEASED[name].wait()
     while more:
         message = await receive()
         size += len(message.get("body", b""))
         more = message.get("more_body", False)
+        if action == "hold":
+            action = ""
+            await RELEASED[name].wait()
     body = str(size).encode()
     headers = [(b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
