@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,6 +199,51 @@ def test_clients_leaving_mid_response_leave_no_log_noise(certs: Certs, loop: str
         assert server.stop() == 0
         assert "raised exception" not in server.stderr, server.stderr[-2000:]
         assert "Traceback" not in server.stderr, server.stderr[-2000:]
+    finally:
+        server.kill()
+
+
+def in_flight(metrics_url: str) -> float:
+    text = httpx.get(metrics_url).text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("hello_requests_in_flight")
+    )
+
+
+def test_http2_responses_a_vanished_client_was_owed_end(certs: Certs, tmp_path: Path) -> None:
+    """A client asks for ten 1 MiB files over HTTP/2, reads one packet and leaves: the ten
+    responses, stuck on flow control, end with the connection instead of waiting forever
+    (each would count as in flight, and hold shutdown for the whole graceful timeout)."""
+    (tmp_path / "big.bin").write_bytes(bytes(1024 * 1024))
+    flags = ["--bind", "127.0.0.1:0", *certs.flags(), "--static", f"/files={tmp_path}"]
+    server = HelloProcess([*flags, "--metrics-bind", "127.0.0.1:0"], env=clean_environ())
+    try:
+        (line,) = server.wait_for_output("Metrics on http://")
+        metrics_url = line.split("Metrics on ")[1].strip() + "/metrics"
+        context = certs.client_context()
+        context.set_alpn_protocols(["h2"])
+        with (
+            socket.create_connection(host_port(server)) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+        ):
+            client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            client.initiate_connection()
+            for _ in range(10):
+                stream = client.get_next_available_stream_id()
+                headers = [(":method", "GET"), (":path", "/files/big.bin")]
+                headers += [(":scheme", "https"), (":authority", "127.0.0.1")]
+                client.send_headers(stream, headers, end_stream=True)
+            sock.sendall(client.data_to_send())
+            assert sock.recv(65536)  # the server has begun to answer
+        deadline = time.monotonic() + 10
+        while (flying := in_flight(metrics_url)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert flying == 0
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - started < 5  # not the 10 s graceful timeout
     finally:
         server.kill()
 

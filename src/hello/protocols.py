@@ -9,6 +9,9 @@ then the socket) as soon as its last stream is handed back by the app, while the
 may still owe that stream its END_STREAM flag: the final response arrives with all its bytes
 but never ends. Here the close waits, briefly, for that last flag to go out.
 
+When a client leaves with responses in flight, Hypercorn leaves their senders waiting for
+room that never comes; here they are told the stream is gone.
+
 It also makes the advertised SETTINGS_MAX_HEADER_LIST_SIZE the limit the HPACK decoder
 enforces (Hypercorn's setting never reached it), and answers an HTTP/2 "rapid reset" flood
 (CVE-2023-44487: streams opened and at once cancelled by the client, each one still costing
@@ -29,7 +32,7 @@ import h2.events
 import h2.settings
 import h11
 import hypercorn.protocol
-from hypercorn.events import Closed, Updated
+from hypercorn.events import Closed, Event, Updated
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.h2 import H2Protocol as _HypercornH2Protocol
@@ -92,6 +95,15 @@ class H2Protocol(_HypercornH2Protocol):
         while self._resets and self._resets[0] < now - RESET_WINDOW:
             self._resets.popleft()
         return len(self._resets) > RESET_LIMIT
+
+    async def handle(self, event: Event) -> None:
+        await super().handle(event)
+        if isinstance(event, Closed):
+            # Hypercorn's sending task stops here, and the buffers it had yet to send stay
+            # open: a response's end (or a body over two frames) waits for room forever,
+            # and so its request counts as in flight until shutdown. Close them.
+            for buffer in list(self.stream_buffers.values()):
+                await buffer.close()
 
     async def stream_send(self, event: StreamEvent) -> None:
         if isinstance(event, StreamClosed) and self.context.terminated.is_set():
