@@ -2,13 +2,13 @@
 
 Hypercorn reads each connection in ``TCPServer._read_data``; this subclass reads the same way
 (HTTP/1.1 directly in ``data_received``: see reading.py) and counts the bytes and the time
-spent waiting for them. While the client owes request body
-bytes (HTTP/1.1 in its body, or an HTTP/2 stream whose request is still open) a watchdog
-looks every second at how many arrived per second of waiting; after a grace period, a rate
-below the minimum closes the connection. A client trickling a few bytes every few seconds
-would otherwise hold the connection and its buffers for as long as it likes. Time the server
-itself spends not reading (the app has not taken the previous chunk yet) is not counted
-against the client. Kestrel's MinRequestBodyDataRate (240 bytes/s after 5 s) is the model.
+spent waiting for them. While the client owes request body bytes (HTTP/1.1 in its body, or
+an HTTP/2 stream whose request is still open) a watchdog looks every second at how many
+arrived per second of waiting; after a grace period, a rate below the minimum closes the
+connection. A client trickling a few bytes every few seconds would otherwise hold the
+connection and its buffers for as long as it likes. Time the server itself spends not
+reading (the app has not taken the previous chunk yet) is not counted against the client.
+Kestrel's MinRequestBodyDataRate (240 bytes/s after 5 s) is the model.
 
 The request head is bounded elsewhere: Hypercorn closes a connection that has not sent a
 complete head within its keep-alive timeout, which hello sets to ``--header-timeout``, as it

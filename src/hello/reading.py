@@ -5,10 +5,11 @@ which awaits the protocol's ``handle``. For HTTP/1.1, ``Reading`` takes the tran
 protocol slot instead and hands each chunk to h1.py's parser in ``data_received``; no task
 wakes up to read. Backpressure pauses the transport; writes wait for its resume_writing.
 
-The connection stays Hypercorn's in every other way: its TCPServer still closes it and waits
-on asyncio's stream ``reader``, which now only learns of the connection's end. If the first
-bytes ask for another protocol (WebSocket, h2c, HTTP/2 prior knowledge), ``to_stream`` puts
-them back into that reader and from then on feeds it everything, the way asyncio would have.
+The connection stays Hypercorn's in every other way: its TCPServer still closes it, and waits
+on a stream reader of ours (``Reading.reader``) that only learns of the connection's end. If
+the first bytes ask for another protocol (WebSocket, h2c, HTTP/2 prior knowledge),
+``to_stream`` puts them into that reader and from then on feeds it everything, the way
+asyncio's own protocol would have.
 """
 
 from __future__ import annotations
