@@ -82,7 +82,6 @@ class H1Protocol:
         self.url = bytearray()
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_size = 0  # bytes of the request head parsed so far
-        self.head_raw = 0  # bytes received while a head was unfinished
         self.in_head = False
         self.too_large = False  # a complete head over the limit: answered 431
         self.flow = asyncio.Event()  # reading may go on (see _blocked)
@@ -240,7 +239,7 @@ class H1Protocol:
     def on_message_begin(self) -> None:
         self.url.clear()
         self.headers = []
-        self.head_size = self.head_raw = 0
+        self.head_size = 0
         self.in_head = True
 
     def on_url(self, url: bytes) -> None:
@@ -352,29 +351,24 @@ class H1Protocol:
     async def write(self, data: bytes) -> None:
         if self.closed:
             return
-        reading = self.reading
+        # Straight to the transport; wait only while the client is not taking what was sent
+        # (Hypercorn's path takes a lock and awaits drain() on every write).
+        reading, writer = self.reading, self.writer
+        transport: asyncio.WriteTransport
         if reading is not None:
             transport = reading.transport
-            if transport.is_closing():
-                return  # the client is gone: asyncio would log each write past the fifth
-            try:
-                transport.write(data)
-            except (ConnectionError, RuntimeError):
-                await self.handle(Closed())
-                return
-            await reading.drain()
-            return
-        writer = self.writer
-        if writer is None:
+        elif writer is not None:
+            transport = writer.transport
+        else:
             await self.send(RawData(data))
             return
-        # Straight to the transport; wait only when the client is not taking what was sent
-        # (Hypercorn's path takes a lock and awaits drain() on every write).
-        if writer.transport.is_closing():
+        if transport.is_closing():
             return  # the client is gone: asyncio would log each write past the fifth
         try:
-            writer.write(data)
-            if writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+            transport.write(data)
+            if reading is not None:
+                await reading.drain()
+            elif writer is not None and transport.get_write_buffer_size() > WRITE_HIGH_WATER:
                 await writer.drain()
         except (ConnectionError, RuntimeError):
             await self.handle(Closed())
