@@ -8,7 +8,6 @@ import csv
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,14 +22,10 @@ import httpx
 import pytest
 
 from tests.conftest import Certs, clean_environ
+from tests.h2client import H2Client, host_port, tls_socket
 from tests.support import HelloProcess
 
 pytestmark = pytest.mark.slow
-
-
-def host_port(server: HelloProcess) -> tuple[str, int]:
-    host, port = server.url.split("://")[1].rsplit(":", 1)
-    return host, int(port)
 
 
 @pytest.fixture
@@ -89,15 +84,6 @@ def test_a_silent_connection_is_closed_without_a_handshake(strict_server: HelloP
         assert raw.recv(1) == b""  # closed by the server after --header-timeout
 
 
-def tls_socket(server: HelloProcess, certs: Certs, alpn: str) -> ssl.SSLSocket:
-    context = certs.client_context()
-    context.set_alpn_protocols([alpn])
-    raw = socket.create_connection(host_port(server))
-    tls = context.wrap_socket(raw, server_hostname="localhost")
-    tls.settimeout(10)
-    return tls
-
-
 def read_all(sock: socket.socket) -> bytes:
     chunks = []
     while chunk := sock.recv(65536):
@@ -118,32 +104,6 @@ def test_oversized_head_gets_431_over_http1(tls_server: HelloProcess, certs: Cer
         sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"x" * 200_000 + b"\r\n\r\n")
         answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 431 ")
-
-
-class H2Client:
-    """A raw HTTP/2 client over TLS, for frames no polite client sends."""
-
-    def __init__(self, server: HelloProcess, certs: Certs) -> None:
-        self.sock = tls_socket(server, certs, "h2")
-        assert self.sock.selected_alpn_protocol() == "h2"
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        self.conn.initiate_connection()
-        self.flush()
-
-    def flush(self) -> None:
-        self.sock.sendall(self.conn.data_to_send())
-
-    def events(self) -> Iterator[h2.events.Event]:
-        """Events as they arrive, until the server closes the connection."""
-        while data := self.sock.recv(65536):
-            yield from self.conn.receive_data(data)
-            self.flush()
-
-    def request(self, stream_id: int, path: str, *extra: tuple[str, str]) -> None:
-        headers = [(":method", "GET"), (":path", path), (":scheme", "https")]
-        headers += [(":authority", "localhost"), *extra]
-        self.conn.send_headers(stream_id, headers, end_stream=True)
-        self.flush()
 
 
 def test_oversized_head_gets_431_over_http2(tls_server: HelloProcess, certs: Certs) -> None:

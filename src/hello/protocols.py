@@ -12,6 +12,8 @@ but never ends. Here the close waits, briefly, for that last flag to go out.
 When a client leaves with responses in flight, Hypercorn leaves their senders waiting for
 room that never comes; here they are told the stream is gone.
 
+Response headers are encoded without HPACK's dynamic table (h2_headers.py).
+
 It also makes the advertised SETTINGS_MAX_HEADER_LIST_SIZE the limit the HPACK decoder
 enforces (Hypercorn's setting never reached it), and answers an HTTP/2 "rapid reset" flood
 (CVE-2023-44487: streams opened and at once cancelled by the client, each one still costing
@@ -39,6 +41,8 @@ from hypercorn.protocol.h2 import H2Protocol as _HypercornH2Protocol
 from hypercorn.protocol.h11 import H11Protocol as _HypercornH11Protocol
 from hypercorn.typing import H11SendableEvent
 
+from hello.h2_headers import UnindexedEncoder
+
 log = logging.getLogger("hello")
 
 END_STREAM_WAIT = 1.0  # seconds a closing connection waits for its last END_STREAM
@@ -57,6 +61,8 @@ class H2Protocol(_HypercornH2Protocol):
         # Hypercorn advertises h2_max_header_list_size but installs it as if already
         # acknowledged, so h2 never hands it to the HPACK decoder, which keeps 64 KiB.
         self.connection.decoder.max_header_list_size = self.config.h2_max_header_list_size
+        # Response headers go without HPACK's dynamic table: see h2_headers.py.
+        self.connection.encoder = UnindexedEncoder()  # type: ignore[assignment]
         # Request bodies: windows of 64 KiB (HTTP/2's default) cap an upload at 64 KiB per
         # round trip, 640 KB/s over 100 ms. What the app has not taken stays bounded anyway:
         # Hypercorn stops reading the connection while a stream's queue is full.

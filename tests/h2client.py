@@ -1,0 +1,55 @@
+"""A raw HTTP/2 client over TLS (h2 on a socket), for frames no polite client sends and for
+looking at what the server's frames hold."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+
+import h2.config
+import h2.connection
+import h2.events
+
+from tests.conftest import Certs
+from tests.support import HelloProcess
+
+
+def host_port(server: HelloProcess) -> tuple[str, int]:
+    host, port = server.url.split("://")[1].rsplit(":", 1)
+    return host, int(port)
+
+
+def tls_socket(server: HelloProcess, certs: Certs, alpn: str) -> ssl.SSLSocket:
+    context = certs.client_context()
+    context.set_alpn_protocols([alpn])
+    raw = socket.create_connection(host_port(server))
+    tls = context.wrap_socket(raw, server_hostname="localhost")
+    tls.settimeout(10)
+    return tls
+
+
+class H2Client:
+    """A raw HTTP/2 client over TLS, for frames no polite client sends."""
+
+    def __init__(self, server: HelloProcess, certs: Certs) -> None:
+        self.sock = tls_socket(server, certs, "h2")
+        assert self.sock.selected_alpn_protocol() == "h2"
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.flush()
+
+    def flush(self) -> None:
+        self.sock.sendall(self.conn.data_to_send())
+
+    def events(self) -> Iterator[h2.events.Event]:
+        """Events as they arrive, until the server closes the connection."""
+        while data := self.sock.recv(65536):
+            yield from self.conn.receive_data(data)
+            self.flush()
+
+    def request(self, stream_id: int, path: str, *extra: tuple[str, str]) -> None:
+        headers = [(":method", "GET"), (":path", path), (":scheme", "https")]
+        headers += [(":authority", "localhost"), *extra]
+        self.conn.send_headers(stream_id, headers, end_stream=True)
+        self.flush()
