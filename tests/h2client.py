@@ -20,10 +20,17 @@ def host_port(server: HelloProcess) -> tuple[str, int]:
     return host, int(port)
 
 
-def tls_socket(server: HelloProcess, certs: Certs, alpn: str) -> ssl.SSLSocket:
+def tls_socket(
+    server: HelloProcess, certs: Certs, alpn: str, receive_buffer: int = 0
+) -> ssl.SSLSocket:
+    """A TLS connection to ``server``; with ``receive_buffer``, the kernel buffers that many
+    bytes of what arrives (so a server writing faster than this client reads must wait)."""
     context = certs.client_context()
     context.set_alpn_protocols([alpn])
-    raw = socket.create_connection(host_port(server))
+    raw = socket.socket()
+    if receive_buffer:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    raw.connect(host_port(server))
     tls = context.wrap_socket(raw, server_hostname="localhost")
     tls.settimeout(10)
     return tls
@@ -32,8 +39,8 @@ def tls_socket(server: HelloProcess, certs: Certs, alpn: str) -> ssl.SSLSocket:
 class H2Client:
     """A raw HTTP/2 client over TLS, for frames no polite client sends."""
 
-    def __init__(self, server: HelloProcess, certs: Certs) -> None:
-        self.sock = tls_socket(server, certs, "h2")
+    def __init__(self, server: HelloProcess, certs: Certs, receive_buffer: int = 0) -> None:
+        self.sock = tls_socket(server, certs, "h2", receive_buffer)
         assert self.sock.selected_alpn_protocol() == "h2"
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         self.conn.initiate_connection()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import h2.events
 import h2.settings
+import httpx
+import pytest
 from hpack import Decoder, HeaderTuple, NeverIndexedHeaderTuple
 
 from hello.h2_headers import UnindexedEncoder
-from tests.conftest import Certs
+from tests.conftest import Certs, clean_environ
 from tests.h2client import H2Client
 from tests.support import HelloProcess
 
@@ -58,3 +64,57 @@ def test_responses_over_http2_use_no_dynamic_table(tls_server: HelloProcess, cer
     assert responses[0][b"x-request-id"] != responses[1][b"x-request-id"]
     assert client.conn.decoder.header_table_size == 0
     assert not client.conn.decoder.header_table.dynamic_entries
+
+
+MOUNTED = Path(__file__).parent / "mounted"
+
+
+@pytest.fixture(scope="module")
+def server(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HelloProcess]:
+    files = tmp_path_factory.mktemp("files")
+    (files / "big.bin").write_bytes(os.urandom(4 * 1024 * 1024 + 16000))
+    flags = ["--bind", "127.0.0.1:0", *certs.flags(), "--static", f"/files={files}"]
+    flags += ["--pythonpath", str(MOUNTED), "--mount", "/s=streams:app"]
+    process = HelloProcess(flags, env=clean_environ())
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+@pytest.mark.parametrize("window", [16 * 1024 * 1024, 65535, 1000])
+def test_concurrent_responses_arrive_whole_through_any_window(
+    server: HelloProcess, certs: Certs, window: int
+) -> None:
+    """Small bodies go out at once and large ones through Hypercorn's sending task, as the
+    client's flow-control window allows, and as fast as a client with small socket buffers
+    takes them (the server waits for it); on one connection, whole and each in order."""
+    with httpx.Client(verify=certs.client_context()) as plain:
+        expected = {
+            path: plain.get(server.url + path).content for path in ("/hello", "/files/big.bin")
+        }
+    expected["/s/x/stream"] = b"one,two,three"
+    client = H2Client(server, certs, receive_buffer=4096)
+    client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+    if window > 65535:
+        client.conn.increment_flow_control_window(window - 65535)
+    paths = {1: "/files/big.bin", 3: "/hello", 5: "/s/x/stream", 7: "/hello", 9: "/files/big.bin"}
+    for stream_id, path in paths.items():
+        client.request(stream_id, path)
+    bodies = {stream_id: bytearray() for stream_id in paths}
+    statuses: dict[int, bytes] = {}
+    ended: set[int] = set()
+    for event in client.events():
+        if isinstance(event, h2.events.ResponseReceived):
+            statuses[event.stream_id] = dict(event.headers)[b":status"]
+        elif isinstance(event, h2.events.DataReceived):
+            bodies[event.stream_id] += event.data
+            client.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.StreamEnded):
+            ended.add(event.stream_id)
+            if ended == set(paths):
+                break
+    client.sock.close()
+    assert statuses == dict.fromkeys(paths, b"200")
+    for stream_id, path in paths.items():
+        assert bytes(bodies[stream_id]) == expected[path], path

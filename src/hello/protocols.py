@@ -25,18 +25,21 @@ connection's requests (1,000), and the attacker simply reconnects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from typing import Any
 
 import h2.errors
 import h2.events
+import h2.exceptions
 import h2.settings
 import h11
 import hypercorn.protocol
+import priority.priority
 from hypercorn.events import Closed, Event, Updated
+from hypercorn.protocol.events import Body, Data, EndBody, EndData, StreamClosed
 from hypercorn.protocol.events import Event as StreamEvent
-from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.h2 import H2Protocol as _HypercornH2Protocol
 from hypercorn.protocol.h11 import H11Protocol as _HypercornH11Protocol
 from hypercorn.typing import H11SendableEvent
@@ -51,13 +54,23 @@ STREAM_WINDOW = 1024 * 1024  # each request body's HTTP/2 flow-control window
 CONNECTION_WINDOW = 4 * 1024 * 1024  # all of a connection's request bodies together
 RESET_LIMIT = 200  # streams a client may reset within RESET_WINDOW
 RESET_WINDOW = 10.0
+WRITE_HIGH_WATER = 64 * 1024  # bytes due or queued on the transport before a sender waits
 
 
 class H2Protocol(_HypercornH2Protocol):
     _resets: deque[float] | None = None
+    _sending: int | None = None  # the stream Hypercorn's sending task is working on
+    _write_due = False  # a write of ``_out`` is scheduled
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Frames go straight to the transport, those of one turn of the loop in one write
+        # (see _flush), when Hypercorn's TCPServer is the one sending.
+        writer = getattr(getattr(self.send, "__self__", None), "writer", None)
+        self._writer = writer if isinstance(writer, asyncio.StreamWriter) else None
+        self._out = bytearray()
+        self._loop = asyncio.get_running_loop()
+        self._send_event, self.send = self.send, self._send_then_close
         # Hypercorn advertises h2_max_header_list_size but installs it as if already
         # acknowledged, so h2 never hands it to the HPACK decoder, which keeps 64 KiB.
         self.connection.decoder.max_header_list_size = self.config.h2_max_header_list_size
@@ -102,7 +115,76 @@ class H2Protocol(_HypercornH2Protocol):
             self._resets.popleft()
         return len(self._resets) > RESET_LIMIT
 
+    # --- writing: one write per turn of the loop, straight to the transport ---
+
+    async def _flush(self) -> None:
+        writer = self._writer
+        if writer is None:
+            await super()._flush()
+            return
+        self._out += self.connection.data_to_send()
+        if writer.transport.is_closing():
+            self._out.clear()  # the client is gone
+            return
+        if len(self._out) >= WRITE_HIGH_WATER:
+            self._write()
+        elif self._out and not self._write_due:
+            self._write_due = True
+            self._loop.call_soon(self._write)
+        if writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+            try:
+                await writer.drain()  # the client is not taking what was sent: wait for it
+            except (ConnectionError, RuntimeError):
+                await self.handle(Closed())
+
+    def _write(self) -> None:
+        self._write_due = False
+        data, self._out = self._out, bytearray()
+        if data and self._writer is not None and not self._writer.transport.is_closing():
+            self._writer.transport.write(data)
+
+    async def _send_then_close(self, event: Event) -> None:
+        if isinstance(event, Closed):
+            self._write()  # what is due goes out before the connection closes (a GOAWAY)
+        await self._send_event(event)
+
+    # --- response bodies: sent at once where nothing of their stream waits ---
+
+    async def _send_data(self, stream_id: int) -> None:
+        self._sending = stream_id
+        try:
+            await super()._send_data(stream_id)
+        finally:
+            self._sending = None
+
+    def _send_now(self, stream_id: int, data: bytes | None) -> bool:
+        """Hypercorn queues each body chunk for its sending task, which sends it on another
+        turn of the loop, as the priority tree decides. A chunk that fits the windows and one
+        frame, of a stream with nothing queued, is sent here instead (so is the end of a
+        stream with nothing queued: ``data`` None); True if it was."""
+        buffer = self.stream_buffers.get(stream_id)
+        if buffer is None or buffer.buffer or buffer.complete or self._sending == stream_id:
+            return False
+        connection = self.connection
+        try:
+            if data is None:
+                connection.end_stream(stream_id)
+                del self.stream_buffers[stream_id]
+                buffer.set_complete()
+                with contextlib.suppress(priority.priority.MissingStreamError):
+                    self.priority.remove_stream(stream_id)
+            elif data:
+                room = connection.local_flow_control_window(stream_id)
+                if len(data) > min(room, connection.max_outbound_frame_size):
+                    return False
+                connection.send_data(stream_id, data)
+        except h2.exceptions.ProtocolError:
+            return False  # Hypercorn's path meets it again, and ends the stream
+        return True
+
     async def handle(self, event: Event) -> None:
+        if isinstance(event, Closed):
+            self._write()
         await super().handle(event)
         if isinstance(event, Closed):
             # Hypercorn's sending task stops here, and the buffers it had yet to send stay
@@ -112,6 +194,11 @@ class H2Protocol(_HypercornH2Protocol):
                 await buffer.close()
 
     async def stream_send(self, event: StreamEvent) -> None:
+        if isinstance(event, (Body, Data, EndBody, EndData)) and self._writer is not None:
+            data = event.data if isinstance(event, (Body, Data)) else None
+            if self._send_now(event.stream_id, data):
+                await self._flush()
+                return
         if isinstance(event, StreamClosed) and self.context.terminated.is_set():
             await self._until_stream_ended(event.stream_id)
         await super().stream_send(event)
