@@ -197,6 +197,39 @@ def test_check_fails_when_a_page_fails() -> None:
     assert lines == ["GET / 500 (2 bytes)", "GET /legacy/ 500 (2 bytes)"]
 
 
+def test_check_gives_an_app_watching_for_the_disconnect_no_more_requests() -> None:
+    """Like the WSGI bridge streaming a response: after the request, receive() waits (a
+    request again at once made the watcher spin, and --check never ended)."""
+    received: list[str] = []
+
+    async def watching(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        received.append((await receive())["type"])
+
+        async def watch() -> None:
+            while len(received) < 100:  # bounded, so a spinning receive() fails, not hangs
+                received.append((await receive())["type"])
+                if received[-1] == "http.disconnect":
+                    return
+
+        watcher = asyncio.ensure_future(watch())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"one,", "more_body": True})
+        await asyncio.sleep(0)  # the watcher waits in receive()
+        await send({"type": "http.response.body", "body": b"two"})
+        await watcher
+
+    lines: list[str] = []
+    assert asyncio.run(check._check(watching, lines.append)) is True
+    assert lines == ["GET / 200 (7 bytes)", "GET /legacy/ 200 (7 bytes)"]
+    assert received == ["http.request", "http.disconnect"] * 2
+
+
 @pytest.mark.parametrize("flag", ["--access-log", "--error-log"])
 def test_log_files_that_cannot_be_opened(flag: str, tmp_path: Path) -> None:
     missing_dir = tmp_path / "absent" / "hello.log"

@@ -54,9 +54,18 @@ async def _get(app: ASGIApp, path: str) -> tuple[int, int]:
     """Status and body size of GET ``path``."""
     status = 0
     size = 0
+    asked = False
+    answered = asyncio.Event()
 
     async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        # As from a server: the request once, then nothing until the client leaves, which it
+        # does once answered. (An app watching for the disconnect must not spin on requests.)
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await answered.wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
         nonlocal status, size
@@ -64,6 +73,8 @@ async def _get(app: ASGIApp, path: str) -> tuple[int, int]:
             status = message["status"]
         elif message["type"] == "http.response.body":
             size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                answered.set()
 
     scope = {
         "type": "http",
