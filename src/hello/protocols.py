@@ -44,6 +44,7 @@ from hypercorn.protocol.h2 import H2Protocol as _HypercornH2Protocol
 from hypercorn.protocol.h11 import H11Protocol as _HypercornH11Protocol
 from hypercorn.typing import H11SendableEvent
 
+from hello import h2_headers
 from hello.h2_headers import UnindexedEncoder
 
 log = logging.getLogger("hello")
@@ -251,6 +252,7 @@ class H11Protocol(_HypercornH11Protocol):
 
 
 def install() -> None:
-    """Make Hypercorn's connections use the classes above."""
+    """Make Hypercorn's connections use the classes above, and h2 check headers faster."""
+    h2_headers.install()
     hypercorn.protocol.H2Protocol = H2Protocol  # type: ignore[attr-defined]
     hypercorn.protocol.H11Protocol = H11Protocol  # type: ignore[attr-defined]
