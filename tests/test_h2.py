@@ -1,4 +1,5 @@
-"""hello's HTTP/2: header blocks without a dynamic table, and responses on the wire."""
+"""hello's HTTP/2: header blocks without a dynamic table, received headers checked as h2 does,
+and responses on the wire."""
 
 from __future__ import annotations
 

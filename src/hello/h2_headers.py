@@ -32,8 +32,8 @@ from hpack.table import HeaderTable
 
 TABLE_SIZE_ZERO = b"\x20"  # a dynamic table size update (001xxxxx) to 0
 CACHE_SIZE = 1024  # encoded headers kept, shared by every connection of the process
-UNIQUE = frozenset({b"x-request-id", b"set-cookie"})  # values seldom sent twice: not kept,
-# and not Huffman-coded
+# Headers whose values are seldom sent twice: neither kept nor Huffman-coded.
+UNIQUE = frozenset({b"x-request-id", b"set-cookie"})
 
 _huffman = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
 _static: dict[bytes, tuple[int, dict[bytes, int]]] = HeaderTable.STATIC_TABLE_MAPPING

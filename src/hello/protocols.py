@@ -12,7 +12,11 @@ but never ends. Here the close waits, briefly, for that last flag to go out.
 When a client leaves with responses in flight, Hypercorn leaves their senders waiting for
 room that never comes; here they are told the stream is gone.
 
-Response headers are encoded without HPACK's dynamic table (h2_headers.py).
+It makes HTTP/2 lighter: response headers are encoded without HPACK's dynamic table
+(h2_headers.py); the frames of one turn of the loop go to the transport in one write, not
+through TCPServer's lock and drain() batch by batch; and a body chunk that fits the
+flow-control windows and one frame, of a stream with nothing queued, is sent by the app's own
+task instead of waiting for Hypercorn's sending task and its priority tree.
 
 It also makes the advertised SETTINGS_MAX_HEADER_LIST_SIZE the limit the HPACK decoder
 enforces (Hypercorn's setting never reached it), and answers an HTTP/2 "rapid reset" flood
