@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from hello import __version__, check, cli
-from hello.asgi_types import Receive, Scope, Send
+from hello.asgi_types import ASGIApp, Receive, Scope, Send
 from hello.errors import ConfigError
 from tests.conftest import Certs, clean_environ, make_certs
 from tests.support import run_hello
@@ -181,19 +182,29 @@ def test_check_requests_the_pages_in_process(certs: Certs) -> None:
     assert lines[1].startswith("GET / 200 (") and lines[2].startswith("GET /legacy/ 200 (")
 
 
-def test_check_fails_when_a_page_fails() -> None:
-    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+def with_lifespan(answer: Callable[[Receive, Send], Awaitable[None]]) -> ASGIApp:
+    """An app whose lifespan starts and stops at once, and which answers requests with
+    ``answer``."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await receive()
             await send({"type": "lifespan.startup.complete"})
             await receive()
             await send({"type": "lifespan.shutdown.complete"})
             return
+        await answer(receive, send)
+
+    return app
+
+
+def test_check_fails_when_a_page_fails() -> None:
+    async def broken(receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 500, "headers": []})
         await send({"type": "http.response.body", "body": b"no"})
 
     lines: list[str] = []
-    assert asyncio.run(check._check(broken, lines.append)) is False
+    assert asyncio.run(check._check(with_lifespan(broken), lines.append)) is False
     assert lines == ["GET / 500 (2 bytes)", "GET /legacy/ 500 (2 bytes)"]
 
 
@@ -202,16 +213,12 @@ def test_check_gives_an_app_watching_for_the_disconnect_no_more_requests() -> No
     request again at once made the watcher spin, and --check never ended)."""
     received: list[str] = []
 
-    async def watching(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await receive()
-            await send({"type": "lifespan.startup.complete"})
-            await receive()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+    async def watching(receive: Receive, send: Send) -> None:
         received.append((await receive())["type"])
+        started = asyncio.Event()
 
         async def watch() -> None:
+            started.set()
             while len(received) < 100:  # bounded, so a spinning receive() fails, not hangs
                 received.append((await receive())["type"])
                 if received[-1] == "http.disconnect":
@@ -220,12 +227,12 @@ def test_check_gives_an_app_watching_for_the_disconnect_no_more_requests() -> No
         watcher = asyncio.ensure_future(watch())
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"one,", "more_body": True})
-        await asyncio.sleep(0)  # the watcher waits in receive()
+        await started.wait()  # the watcher has run up to its first wait, inside receive()
         await send({"type": "http.response.body", "body": b"two"})
         await watcher
 
     lines: list[str] = []
-    assert asyncio.run(check._check(watching, lines.append)) is True
+    assert asyncio.run(check._check(with_lifespan(watching), lines.append)) is True
     assert lines == ["GET / 200 (7 bytes)", "GET /legacy/ 200 (7 bytes)"]
     assert received == ["http.request", "http.disconnect"] * 2
 
