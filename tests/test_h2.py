@@ -1,8 +1,10 @@
 """hello's HTTP/2: header blocks without a dynamic table, received headers checked as h2 does,
-and responses on the wire."""
+and responses on the wire: concurrent ones through any window, and the end of one that
+Hypercorn's sending task is still writing."""
 
 from __future__ import annotations
 
+import asyncio.constants
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +17,10 @@ import httpx
 import pytest
 from h2.exceptions import ProtocolError
 from hpack import Decoder, HeaderTuple, NeverIndexedHeaderTuple
+from hypercorn.protocol.h2 import BUFFER_HIGH_WATER, BUFFER_LOW_WATER
 
 from hello.h2_headers import UnindexedEncoder, reject_illegal_characters
+from hello.protocols import WRITE_HIGH_WATER
 from tests.conftest import Certs, clean_environ
 from tests.h2client import H2Client
 from tests.support import HelloProcess
@@ -149,3 +153,53 @@ def test_concurrent_responses_arrive_whole_through_any_window(
     assert statuses == dict.fromkeys(paths, b"200")
     for stream_id, path in paths.items():
         assert bytes(bodies[stream_id]) == expected[path], path
+
+
+def test_a_stream_ends_while_the_sending_task_waits_on_its_last_chunk(
+    server: HelloProcess, certs: Certs
+) -> None:
+    """The end of a response whose last chunk Hypercorn's sending task is still writing (it
+    waits for the client to take what is queued) goes through that task, not at once: ended
+    under it, the stream's buffer would vanish under the task, which then fails, and every
+    later response that needs it never comes.
+
+    To get there: one frame of 8 MiB fills the kernel's buffers (the client reads nothing
+    until the end), so TLS holds what is written next, and says how much; a pad, sent by the
+    app's own task (each chunk one frame), stays just under TLS's high water. Then the tail:
+    three whole frames, and a last chunk under Hypercorn's low water (the app may go on once
+    the task takes it) that brings what is due past protocols.py's high water: written at
+    once, it passes TLS's too, and the task waits for the client."""
+    fill, frame = 8 * 1024 * 1024, 16384
+    pad = (asyncio.constants.FLOW_CONTROL_HIGH_WATER_SSL_WRITE - 32) * 1024  # uvloop's too
+    full, last = 3 * (frame + 9), 16356
+    assert full < WRITE_HIGH_WATER <= full + last + 9 and last < BUFFER_LOW_WATER
+    tail = 3 * frame + last
+    assert tail >= BUFFER_HIGH_WATER  # the app waits until the task has taken its last bytes
+    client = H2Client(server, certs, receive_buffer=4096)
+    # h2 applies an acknowledgement to the oldest change of each setting, not to the frame
+    # it answers: the first is read before the settings change.
+    next(e for e in client.events() if isinstance(e, h2.events.SettingsAcknowledged))
+    codes = h2.settings.SettingCodes
+    client.conn.update_settings({codes.INITIAL_WINDOW_SIZE: 2 * fill, codes.MAX_FRAME_SIZE: fill})
+    client.conn.increment_flow_control_window(2 * fill - 65535)
+    sizes = {1: fill, 3: pad, 5: tail, 7: 1024 * 1024}
+    with httpx.Client(verify=certs.client_context(), timeout=10) as plain:
+        for stream_id, chunk in ((1, fill), (3, frame), (5, tail)):
+            size = sizes[stream_id]
+            client.request(stream_id, f"/s/send/{stream_id}?size={size}&chunk={chunk}")
+            assert plain.get(f"{server.url}/s/ending/{stream_id}").status_code == 200
+            if stream_id == 1:
+                client.conn.update_settings({codes.MAX_FRAME_SIZE: frame})
+    client.request(7, f"/s/send/7?size={sizes[7]}&chunk={sizes[7]}")  # needs the sending task
+    received = dict.fromkeys(sizes, 0)
+    ended: set[int] = set()
+    for event in client.events():
+        if isinstance(event, h2.events.DataReceived):
+            received[event.stream_id] += len(event.data)
+            client.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.StreamEnded):
+            ended.add(event.stream_id)
+            if ended == set(sizes):
+                break
+    client.sock.close()
+    assert received == sizes

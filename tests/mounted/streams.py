@@ -1,13 +1,17 @@
 """A bare ASGI app for the HTTP/1.1 wire tests: a streamed response, a body echo, a WebSocket,
 and requests that wait for another: ``/hold/NAME`` takes the first chunk of its body, then
 waits for a request to ``/release/NAME``; ``/late/NAME`` waits for it too, then answers
-without reading its body."""
+without reading its body. ``/send/NAME?size=N&chunk=M`` sends N bytes in chunks of M, then
+its end; ``/ending/NAME`` answers once it is sending that end (no other task runs before the
+server has taken it)."""
 
 import asyncio
 from collections import defaultdict
 from typing import Any
+from urllib.parse import parse_qs
 
 RELEASED: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+ENDING: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -23,6 +27,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     _, _, action, name = (scope["path"].split("/") + ["", ""])[:4]
     if action == "release":
         RELEASED[name].set()
+    if action == "send":
+        query = {key: int(values[0]) for key, values in parse_qs(scope["query_string"]).items()}
+        size, chunk = query[b"size"], query[b"chunk"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for start in range(0, size, chunk):
+            part = b"x" * min(chunk, size - start)
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        ENDING[name].set()
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if action == "ending":
+        await ENDING[name].wait()
     if scope["path"].endswith("/stream"):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for part in (b"one,", b"two,", b"three"):
