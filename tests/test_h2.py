@@ -17,8 +17,10 @@ import httpx
 import pytest
 from h2.exceptions import ProtocolError
 from hpack import Decoder, HeaderTuple, NeverIndexedHeaderTuple
+from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.protocol.h2 import BUFFER_HIGH_WATER, BUFFER_LOW_WATER
 
+from hello.guard import IdleTimer
 from hello.h2_headers import UnindexedEncoder, reject_illegal_characters
 from hello.protocols import WRITE_HIGH_WATER
 from tests.conftest import Certs, clean_environ
@@ -203,3 +205,34 @@ def test_a_stream_ends_while_the_sending_task_waits_on_its_last_chunk(
                 break
     client.sock.close()
     assert received == sizes
+
+
+def test_the_idle_timer_is_restarted_and_stopped_without_waiting_on_the_loop() -> None:
+    """Each request of an HTTP/2 batch stops the idle timer, and a connection going idle
+    restarts it: neither may wait for a turn of the loop (see guard.IdleTimer). The timers
+    cancelled on the way never act."""
+    acted: list[int] = []
+    turns: list[int] = []
+
+    async def scenario() -> None:
+        go = asyncio.Event()
+
+        async def action() -> None:
+            await go.wait()
+            acted.append(1)
+
+        loop = asyncio.get_running_loop()
+        async with TaskGroup(loop) as task_group:
+            timer = IdleTimer()
+            await timer.restart(task_group, action)
+            loop.call_soon(turns.append, 1)  # runs at the loop's next turn
+            await timer.restart(task_group, action)
+            await timer.stop()
+            await timer.restart(task_group, action)
+            await timer.stop()
+            assert turns == []
+            go.set()  # a timer left running would act now, before the group ends
+
+    asyncio.run(scenario())
+    assert turns == [1]
+    assert acted == []
