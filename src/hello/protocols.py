@@ -59,7 +59,10 @@ STREAM_WINDOW = 1024 * 1024  # each request body's HTTP/2 flow-control window
 CONNECTION_WINDOW = 4 * 1024 * 1024  # all of a connection's request bodies together
 RESET_LIMIT = 200  # streams a client may reset within RESET_WINDOW
 RESET_WINDOW = 10.0
-WRITE_HIGH_WATER = 64 * 1024  # bytes due or queued on the transport before a sender waits
+# Bytes due before they are written at once, and queued on the transport before a sender
+# calls drain(), which waits once the transport pauses writing: past 64 KiB over plain TCP,
+# past 512 KiB over TLS (asyncio's and uvloop's TLS transports hold that much themselves).
+WRITE_HIGH_WATER = 64 * 1024
 
 
 class H2Protocol(_HypercornH2Protocol):
