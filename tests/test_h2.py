@@ -167,16 +167,16 @@ def test_a_stream_ends_while_the_sending_task_waits_on_its_last_chunk(
 
     To get there: one frame of 8 MiB fills the kernel's buffers (the client reads nothing
     until the end), so TLS holds what is written next, and says how much; a pad, sent by the
-    app's own task (each chunk one frame), stays just under TLS's high water. Then the tail:
-    three whole frames, and a last chunk under Hypercorn's low water (the app may go on once
-    the task takes it) that brings what is due past protocols.py's high water: written at
-    once, it passes TLS's too, and the task waits for the client."""
-    fill, frame = 8 * 1024 * 1024, 16384
+    apps' own tasks, stays just under TLS's high water. Then two tails of 32 KiB each, queued
+    for the sending task, which takes them in frames of 20,000 bytes, turn about; the last
+    frame (under Hypercorn's low water, so its app may go on) brings what is due past
+    protocols.py's high water: written at once, it passes TLS's too, and the task waits for
+    the client while that app sends its end."""
+    fill, frame = 8 * 1024 * 1024, 20000
     pad = (asyncio.constants.FLOW_CONTROL_HIGH_WATER_SSL_WRITE - 32) * 1024  # uvloop's too
-    full, last = 3 * (frame + 9), 16356
-    assert full < WRITE_HIGH_WATER <= full + last + 9 and last < BUFFER_LOW_WATER
-    tail = 3 * frame + last
-    assert tail >= BUFFER_HIGH_WATER  # the app waits until the task has taken its last bytes
+    tail, last = BUFFER_HIGH_WATER, BUFFER_HIGH_WATER - frame
+    assert last < BUFFER_LOW_WATER
+    assert 2 * (frame + 9) + last + 9 < WRITE_HIGH_WATER <= 2 * (frame + 9 + last + 9)
     client = H2Client(server, certs, receive_buffer=4096)
     # h2 applies an acknowledgement to the oldest change of each setting, not to the frame
     # it answers: the first is read before the settings change.
@@ -184,15 +184,35 @@ def test_a_stream_ends_while_the_sending_task_waits_on_its_last_chunk(
     codes = h2.settings.SettingCodes
     client.conn.update_settings({codes.INITIAL_WINDOW_SIZE: 2 * fill, codes.MAX_FRAME_SIZE: fill})
     client.conn.increment_flow_control_window(2 * fill - 65535)
-    sizes = {1: fill, 3: pad, 5: tail, 7: 1024 * 1024}
+    sizes = {1: fill, 3: pad, 5: tail, 7: tail, 9: 1024 * 1024}
+    chunks = {1: fill, 3: 16384, 5: tail, 7: tail}
     with httpx.Client(verify=certs.client_context(), timeout=10) as plain:
-        for stream_id, chunk in ((1, fill), (3, frame), (5, tail)):
-            size = sizes[stream_id]
-            client.request(stream_id, f"/s/send/{stream_id}?size={size}&chunk={chunk}")
-            assert plain.get(f"{server.url}/s/ending/{stream_id}").status_code == 200
-            if stream_id == 1:
-                client.conn.update_settings({codes.MAX_FRAME_SIZE: frame})
-    client.request(7, f"/s/send/7?size={sizes[7]}&chunk={sizes[7]}")  # needs the sending task
+
+        def until_ending(*stream_ids: int) -> None:
+            for stream_id in stream_ids:
+                response = plain.get(f"{server.url}/s/ending/{stream_id}")
+                assert response.status_code == 200
+
+        client.request(1, f"/s/send/1?size={fill}&chunk={fill}")
+        until_ending(1)
+        client.conn.update_settings({codes.MAX_FRAME_SIZE: frame})
+        client.request(3, f"/s/send/3?size={pad}&chunk={chunks[3]}")
+        until_ending(3)
+        for stream_id in (5, 7):  # both in one write, so both are queued before the task runs
+            path = f"/s/send/{stream_id}?size={tail}&chunk={tail}"
+            client.conn.send_headers(
+                stream_id,
+                [
+                    (":method", "GET"),
+                    (":path", path),
+                    (":scheme", "https"),
+                    (":authority", "localhost"),
+                ],
+                end_stream=True,
+            )
+        client.flush()
+        until_ending(5, 7)
+    client.request(9, f"/s/send/9?size={sizes[9]}&chunk={sizes[9]}")  # needs the sending task
     received = dict.fromkeys(sizes, 0)
     ended: set[int] = set()
     for event in client.events():
@@ -205,6 +225,42 @@ def test_a_stream_ends_while_the_sending_task_waits_on_its_last_chunk(
                 break
     client.sock.close()
     assert received == sizes
+
+
+def test_a_response_is_queued_only_as_fast_as_the_client_takes_it(
+    server: HelloProcess, certs: Certs
+) -> None:
+    """An app's chunk is queued in pieces, each once the one before has been sent, so an
+    app's send returns only when (nearly) all of it has gone: a client that grants no window
+    cannot make the server queue whole response bodies. Here the client grants 256 KiB at a
+    time and, each time it has that much, asks whether the app has got past its 8 MiB send."""
+    size, step = 8 * 1024 * 1024, 256 * 1024
+    client = H2Client(server, certs)
+    next(e for e in client.events() if isinstance(e, h2.events.SettingsAcknowledged))
+    client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    client.conn.increment_flow_control_window(2 * size)  # the connection's: no limit here
+    client.request(1, f"/s/send/window?size={size}&chunk={size}")
+    received, granted = 0, 0
+    states: list[tuple[int, str]] = []
+    with httpx.Client(verify=certs.client_context(), timeout=10) as plain:
+        events = client.events()
+        while True:
+            states.append((received, plain.get(f"{server.url}/s/state/window").text))
+            if received == size:
+                break
+            granted += step
+            client.conn.increment_flow_control_window(step, stream_id=1)
+            client.flush()
+            while received < granted:
+                event = next(events)
+                if isinstance(event, h2.events.DataReceived):
+                    received += len(event.data)
+    client.sock.close()
+    # The app gets past its send once all but its last piece (32 KiB) has been sent; the
+    # client asks only once it has taken all it granted, so nothing sent is in flight.
+    assert states[-1] == (size, "ending")
+    first = next(at for at, state in states if state == "ending")
+    assert first >= size - BUFFER_HIGH_WATER, states
 
 
 def test_the_idle_timer_is_restarted_and_stopped_without_waiting_on_the_loop() -> None:

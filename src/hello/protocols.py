@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import h2.errors
@@ -44,6 +45,7 @@ import priority.priority
 from hypercorn.events import Closed, Event, Updated
 from hypercorn.protocol.events import Body, Data, EndBody, EndData, StreamClosed
 from hypercorn.protocol.events import Event as StreamEvent
+from hypercorn.protocol.h2 import BUFFER_HIGH_WATER
 from hypercorn.protocol.h2 import H2Protocol as _HypercornH2Protocol
 from hypercorn.protocol.h11 import H11Protocol as _HypercornH11Protocol
 from hypercorn.typing import H11SendableEvent
@@ -207,6 +209,23 @@ class H2Protocol(_HypercornH2Protocol):
             if self._send_now(event.stream_id, data):
                 await self._flush()
                 return
+        if isinstance(event, (Body, Data)):
+            # Hypercorn copies a chunk whole into the stream's queue, and lets the app go on
+            # whenever its sending task finds no room to send (a zero window): a client that
+            # grants none had every response body queued whole, 450 MB a connection for 100
+            # streams of a 4 MiB file. Here a chunk is queued in pieces, each once the one
+            # before has gone.
+            if len(event.data) > BUFFER_HIGH_WATER:
+                view = memoryview(event.data)
+                for start in range(0, len(view), BUFFER_HIGH_WATER):
+                    if event.stream_id not in self.stream_buffers:
+                        return  # the stream was reset or the connection closed
+                    piece = bytes(view[start : start + BUFFER_HIGH_WATER])
+                    await self.stream_send(replace(event, data=piece))
+                return
+            buffer = self.stream_buffers.get(event.stream_id)
+            if buffer is not None and buffer.buffer:
+                await buffer.drain()
         if isinstance(event, StreamClosed) and self.context.terminated.is_set():
             await self._until_stream_ended(event.stream_id)
         await super().stream_send(event)

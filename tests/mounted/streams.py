@@ -3,7 +3,7 @@ and requests that wait for another: ``/hold/NAME`` takes the first chunk of its 
 waits for a request to ``/release/NAME``; ``/late/NAME`` waits for it too, then answers
 without reading its body. ``/send/NAME?size=N&chunk=M`` sends N bytes in chunks of M, then
 its end; ``/ending/NAME`` answers once it is sending that end (no other task runs before the
-server has taken it)."""
+server has taken it), ``/state/NAME`` at once: ``ending`` once it is, else ``sending``."""
 
 import asyncio
 from collections import defaultdict
@@ -39,6 +39,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if action == "ending":
         await ENDING[name].wait()
+    if action == "state":
+        body = b"ending" if ENDING[name].is_set() else b"sending"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+        return
     if scope["path"].endswith("/stream"):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for part in (b"one,", b"two,", b"three"):
