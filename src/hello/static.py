@@ -16,7 +16,7 @@ from typing import Protocol
 
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
 from hello.responses import send_text
-from hello.static_sources import STREAM_CHUNK, Redirect, Resource, Variant
+from hello.static_sources import MULTIPLEXED_CHUNK, STREAM_CHUNK, Redirect, Resource, Variant
 
 
 class Source(Protocol):
@@ -50,7 +50,10 @@ class StaticFiles:
             location = found.location + ("?" + query.decode("latin-1") if query else "")
             await send_text(send, 308, "Permanent Redirect", [(b"location", location.encode())])
         else:
-            await _respond(found, _headers(scope), send, head)
+            # A multiplexed connection streams files side by side, each holding a chunk.
+            one_at_a_time = scope.get("http_version") in ("1.0", "1.1")
+            chunk = STREAM_CHUNK if one_at_a_time else MULTIPLEXED_CHUNK
+            await _respond(found, _headers(scope), send, head, chunk)
 
 
 class IndexPage:
@@ -78,7 +81,9 @@ def _headers(scope: Scope) -> dict[bytes, str]:
     return found
 
 
-async def _respond(resource: Resource, request: dict[bytes, str], send: Send, head: bool) -> None:
+async def _respond(
+    resource: Resource, request: dict[bytes, str], send: Send, head: bool, chunk: int
+) -> None:
     ranged = request.get(b"range") if not head else None
     variant = resource.identity if ranged else choose(resource, request.get(b"accept-encoding"))
     if _not_modified(resource, variant, request):
@@ -109,19 +114,19 @@ async def _respond(resource: Resource, request: dict[bytes, str], send: Send, he
     elif variant.body is not None:
         await send({"type": "http.response.body", "body": variant.body[start:end]})
     else:
-        await _stream(variant, start, end, send)
+        await _stream(variant, start, end, send, chunk)
 
 
-async def _stream(variant: Variant, start: int, end: int, send: Send) -> None:
-    """Send bytes ``start``..``end`` of the file, a chunk at a time; ``send`` waits for the
-    client, so a slow reader holds one chunk, never the file."""
+async def _stream(variant: Variant, start: int, end: int, send: Send, size: int) -> None:
+    """Send bytes ``start``..``end`` of the file, ``size`` bytes at a time; ``send`` waits
+    for the client, so a slow reader holds one chunk, never the file."""
     assert variant.path is not None
     loop = asyncio.get_running_loop()
     with variant.path.open("rb") as file:
         file.seek(start)
         remaining = end - start
         while remaining > 0:
-            chunk = await loop.run_in_executor(None, file.read, min(STREAM_CHUNK, remaining))
+            chunk = await loop.run_in_executor(None, file.read, min(size, remaining))
             if not chunk:
                 break  # the file shrank under us; the length already sent cannot be kept
             remaining -= len(chunk)

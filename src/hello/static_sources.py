@@ -50,7 +50,8 @@ FINGERPRINTED = re.compile(r"\.[0-9a-f]{8,64}\.[A-Za-z0-9]+$")
 IMMUTABLE = "public, max-age=31536000, immutable"
 MEMORY_LIMIT = 1024 * 1024  # files up to this size are answered from memory
 CACHE_BUDGET = 64 * 1024 * 1024  # bytes of file bodies one directory keeps in memory
-STREAM_CHUNK = 256 * 1024
+STREAM_CHUNK = 256 * 1024  # bytes of a file read at a time for HTTP/1.1
+MULTIPLEXED_CHUNK = 64 * 1024  # for HTTP/2 and HTTP/3, where up to 100 streams read at once
 
 
 @dataclass(frozen=True)
