@@ -55,8 +55,11 @@ class H2Client:
             yield from self.conn.receive_data(data)
             self.flush()
 
-    def request(self, stream_id: int, path: str, *extra: tuple[str, str]) -> None:
+    def request(
+        self, stream_id: int, path: str, *extra: tuple[str, str], flush: bool = True
+    ) -> None:
         headers = [(":method", "GET"), (":path", path), (":scheme", "https")]
         headers += [(":authority", "localhost"), *extra]
         self.conn.send_headers(stream_id, headers, end_stream=True)
-        self.flush()
+        if flush:
+            self.flush()
