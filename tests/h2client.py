@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import h2.config
 import h2.connection
@@ -54,6 +54,24 @@ class H2Client:
         while data := self.sock.recv(65536):
             yield from self.conn.receive_data(data)
             self.flush()
+
+    def read_all(self, stream_ids: Iterable[int]) -> tuple[dict[int, bytes], dict[int, bytes]]:
+        """Read until every stream of ``stream_ids`` has ended, acknowledging what arrives
+        (so the windows stay open): their statuses and bodies."""
+        waiting = set(stream_ids)
+        statuses: dict[int, bytes] = {}
+        bodies = {stream_id: bytearray() for stream_id in waiting}
+        for event in self.events():
+            if isinstance(event, h2.events.ResponseReceived):
+                statuses[event.stream_id] = dict(event.headers)[b":status"]
+            elif isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] += event.data
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                waiting.discard(event.stream_id)
+                if not waiting:
+                    break
+        return statuses, {stream_id: bytes(body) for stream_id, body in bodies.items()}
 
     def request(
         self, stream_id: int, path: str, *extra: tuple[str, str], flush: bool = True

@@ -139,23 +139,11 @@ def test_concurrent_responses_arrive_whole_through_any_window(
     paths = {1: "/files/big.bin", 3: "/hello", 5: "/s/x/stream", 7: "/hello", 9: "/files/big.bin"}
     for stream_id, path in paths.items():
         client.request(stream_id, path)
-    bodies = {stream_id: bytearray() for stream_id in paths}
-    statuses: dict[int, bytes] = {}
-    ended: set[int] = set()
-    for event in client.events():
-        if isinstance(event, h2.events.ResponseReceived):
-            statuses[event.stream_id] = dict(event.headers)[b":status"]
-        elif isinstance(event, h2.events.DataReceived):
-            bodies[event.stream_id] += event.data
-            client.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif isinstance(event, h2.events.StreamEnded):
-            ended.add(event.stream_id)
-            if ended == set(paths):
-                break
+    statuses, bodies = client.read_all(paths)
     client.sock.close()
     assert statuses == dict.fromkeys(paths, b"200")
     for stream_id, path in paths.items():
-        assert bytes(bodies[stream_id]) == expected[path], path
+        assert bodies[stream_id] == expected[path], path
 
 
 def test_a_stream_ends_while_the_sending_task_waits_on_its_last_chunk(
@@ -204,18 +192,9 @@ def test_a_stream_ends_while_the_sending_task_waits_on_its_last_chunk(
         client.flush()
         until_ending(5, 7)
     client.request(9, f"/s/send/9?size={sizes[9]}&chunk={sizes[9]}")  # needs the sending task
-    received = dict.fromkeys(sizes, 0)
-    ended: set[int] = set()
-    for event in client.events():
-        if isinstance(event, h2.events.DataReceived):
-            received[event.stream_id] += len(event.data)
-            client.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif isinstance(event, h2.events.StreamEnded):
-            ended.add(event.stream_id)
-            if ended == set(sizes):
-                break
+    _, bodies = client.read_all(sizes)
     client.sock.close()
-    assert received == sizes
+    assert {stream_id: len(body) for stream_id, body in bodies.items()} == sizes
 
 
 def test_a_response_is_queued_only_as_fast_as_the_client_takes_it(
