@@ -78,6 +78,8 @@ class GuardedTCPServer(TCPServer):
     _waited = 0.0  # seconds spent waiting for them, in finished reads
     _reading_since: float | None = None  # when the read under way began
     _watchdog: asyncio.Future[None] | None = None
+    _settings: Settings | None = None
+    _minimum = 0  # bytes/s a request body must keep up, 0 for no minimum
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,9 +89,6 @@ class GuardedTCPServer(TCPServer):
         if isinstance(event, RawData) and self.writer.transport.is_closing():
             return  # the client is gone: asyncio would log each write past the fifth
         await super().protocol_send(event)
-
-    _settings: Settings | None = None
-    _minimum = 0  # bytes/s a request body must keep up, 0 for no minimum
 
     async def _read_data(self) -> None:
         self._settings = settings = getattr(self.config, "settings", None)
