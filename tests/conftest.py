@@ -10,10 +10,10 @@ import httpx
 import pytest
 import trustme
 
-from hello import settings
-from hello.app import build_app
 from hello.asgi_types import ASGIApp
-from hello.lifecycle import Lifecycle
+from hello.config import ENV_PREFIX, load
+from hello.ops.lifecycle import Lifecycle
+from hello.stack.build import build_app
 from tests.support import HelloProcess
 
 
@@ -62,7 +62,7 @@ def anyio_backend() -> str:
 
 def clean_environ() -> dict[str, str]:
     """This process's environment without any HELLO_* variable a developer may have set."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(settings.ENV_PREFIX)}
+    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def lifecycle() -> Lifecycle:
 
 @pytest.fixture
 def app(lifecycle: Lifecycle) -> ASGIApp:
-    return build_app(settings.load(), lifecycle)
+    return build_app(load(), lifecycle)
 
 
 def asgi_client(app: ASGIApp) -> httpx.AsyncClient:

@@ -7,7 +7,7 @@ from importlib.resources import files
 import httpx
 import pytest
 
-from hello.lifecycle import Lifecycle
+from hello.ops.lifecycle import Lifecycle
 
 pytestmark = pytest.mark.anyio
 
@@ -118,11 +118,11 @@ async def test_readyz_follows_the_lifecycle(
 
 
 async def test_readyz_before_start() -> None:
-    from hello import settings
-    from hello.app import build_app
+    from hello.config import load
+    from hello.stack.build import build_app
     from tests.conftest import asgi_client
 
-    async with asgi_client(build_app(settings.load(), Lifecycle())) as client:
+    async with asgi_client(build_app(load(), Lifecycle())) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.text == "starting\n"

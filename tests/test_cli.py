@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hello import __version__, check, cli
+from hello import __version__, cli
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
 from hello.errors import ConfigError
+from hello.server import check
 from tests.conftest import Certs, clean_environ, make_certs
 from tests.support import run_hello
 

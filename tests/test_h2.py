@@ -21,9 +21,9 @@ from hpack import Decoder, HeaderTuple, NeverIndexedHeaderTuple
 from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.protocol.h2 import BUFFER_HIGH_WATER, BUFFER_LOW_WATER
 
-from hello.guard import IdleTimer
-from hello.h2_headers import UnindexedEncoder, reject_illegal_characters
-from hello.protocols import WRITE_HIGH_WATER
+from hello.wire.h2 import WRITE_HIGH_WATER
+from hello.wire.h2_headers import UnindexedEncoder, reject_illegal_characters
+from hello.wire.tcp import IdleTimer
 from tests.conftest import Certs, clean_environ
 from tests.h2client import H2Client
 from tests.support import HelloProcess

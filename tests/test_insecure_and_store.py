@@ -10,11 +10,11 @@ import httpx
 import pytest
 import trustme
 
-from hello import settings
 from hello.asgi_types import Receive, Scope, Send
+from hello.config import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, load
 from hello.errors import ConfigError
-from hello.insecure import InsecureGate
-from hello.responses import send_text
+from hello.stack.insecure import InsecureGate
+from hello.stack.responses import send_text
 from hello.tls.store import CertificateStore
 from tests.conftest import make_certs
 
@@ -94,13 +94,13 @@ ACME = {"acme_domain": ["example.org"], "insecure_bind": ["0.0.0.0:80"]}
 )
 def test_acme_settings_that_cannot_work(flags: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        settings.load(flags=flags)
+        load(flags=flags)
 
 
 def test_acme_directory_shortcuts() -> None:
-    staging = settings.load(flags={**ACME, "acme_directory": "letsencrypt-staging"})
-    assert staging.acme_directory == settings.LETS_ENCRYPT_STAGING
-    assert settings.load(flags=ACME).acme_directory == settings.LETS_ENCRYPT
+    staging = load(flags={**ACME, "acme_directory": "letsencrypt-staging"})
+    assert staging.acme_directory == LETS_ENCRYPT_STAGING
+    assert load(flags=ACME).acme_directory == LETS_ENCRYPT
 
 
 def test_store_writes_keys_private_and_directory_0700(tmp_path: Path) -> None:
@@ -157,5 +157,5 @@ def test_only_one_holder_of_the_lock(tmp_path: Path) -> None:
 
 def test_https_port_must_be_a_port() -> None:
     with pytest.raises(ConfigError, match="expected a port number"):
-        settings.load(flags={**ACME, "https_port": "70000"})
-    assert settings.load(flags={**ACME, "https_port": "443"}).https_port == 443
+        load(flags={**ACME, "https_port": "70000"})
+    assert load(flags={**ACME, "https_port": "443"}).https_port == 443

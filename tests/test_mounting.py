@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hello import settings
-from hello.apps import detect_kind
+from hello.config import load
 from hello.errors import ConfigError
+from hello.stack.imports import detect_kind
 from tests.conftest import clean_environ
 from tests.support import HelloProcess, run_hello
 
@@ -192,7 +192,7 @@ def test_kind_detection_and_override() -> None:
     assert detect_kind(raw_asgi.app) == "asgi"
     assert detect_kind(starlette_site.app) == "asgi"
     assert detect_kind(wsgi.application) == "wsgi"
-    spec = settings.load(flags={"mount": ["/a=wsgi:raw_asgi:app"]}).mount[0]
+    spec = load(flags={"mount": ["/a=wsgi:raw_asgi:app"]}).mount[0]
     assert (spec.prefix, spec.kind, spec.target) == ("/a", "wsgi", "raw_asgi:app")
 
 
@@ -202,8 +202,8 @@ def test_mount_tables_in_toml(tmp_path: Path) -> None:
         '[[mount]]\nprefix = "/dj"\napp = "djsite.wsgi:application"\n\n'
         '[[mount]]\nprefix = "/raw"\napp = "raw_asgi:app"\nkind = "asgi"\n'
     )
-    mounts = settings.load(config_file=config).mount
+    mounts = load(config_file=config).mount
     assert [str(m) for m in mounts] == ["/dj=djsite.wsgi:application", "/raw=asgi:raw_asgi:app"]
     config.write_text('[[mount]]\nprefix = "/dj"\nmodule = "x:y"\n')
     with pytest.raises(ConfigError, match=r"a \[\[mount\]\] table takes prefix, app"):
-        settings.load(config_file=config)
+        load(config_file=config)

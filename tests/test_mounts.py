@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from hello import settings
-from hello.app import build_app
 from hello.asgi_types import Message, Receive, Scope, Send
-from hello.lifecycle import Lifecycle
-from hello.mounts import PrefixDispatcher, check_prefix
+from hello.config import load
+from hello.ops.lifecycle import Lifecycle
+from hello.stack.build import build_app
+from hello.stack.mounts import PrefixDispatcher, check_prefix
 from tests.conftest import asgi_client
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +59,7 @@ async def test_empty_post(client: httpx.AsyncClient) -> None:
 
 
 def small_limit_client() -> httpx.AsyncClient:
-    app = build_app(settings.load(flags={"max_body_size": "1KiB"}), Lifecycle(started=True))
+    app = build_app(load(flags={"max_body_size": "1KiB"}), Lifecycle(started=True))
     return asgi_client(app)
 
 
@@ -90,7 +90,7 @@ def upload_scope(headers: list[tuple[bytes, bytes]] | None = None) -> Scope:
 
 
 async def test_streamed_body_over_the_limit_is_answered_413_at_once_then_discarded() -> None:
-    app = build_app(settings.load(flags={"max_body_size": "1KiB"}), Lifecycle(started=True))
+    app = build_app(load(flags={"max_body_size": "1KiB"}), Lifecycle(started=True))
     received = 0
     answered_after: int | None = None
     sent: list[Message] = []
@@ -114,7 +114,7 @@ async def test_streamed_body_over_the_limit_is_answered_413_at_once_then_discard
 
 
 async def test_client_gone_mid_body_gets_no_answer() -> None:
-    app = build_app(settings.load(), Lifecycle(started=True))
+    app = build_app(load(), Lifecycle(started=True))
     sent: list[Message] = []
     messages: Iterator[Message] = iter(
         [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.disconnect"}]

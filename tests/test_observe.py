@@ -19,8 +19,8 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import QuicEvent
 from prometheus_client.parser import text_string_to_metric_families
 
-from hello.metrics import Metrics
-from hello.observe import Exchange
+from hello.ops.metrics import Metrics
+from hello.stack.observe import Exchange
 from tests.conftest import Certs, clean_environ
 from tests.support import HelloProcess, run_hello
 

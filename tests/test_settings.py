@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from hello import settings
+from hello.config import Settings, load, options
 from hello.errors import ConfigError
 
 
 def test_defaults_serve_plain_http_on_localhost() -> None:
-    loaded = settings.load()
+    loaded = load()
     assert loaded.bind == ("127.0.0.1:8000",)
     assert not loaded.tls
     assert loaded.workers == 1
@@ -19,7 +19,7 @@ def test_defaults_serve_plain_http_on_localhost() -> None:
 def test_layers_flags_over_env_over_file(tmp_path: Path) -> None:
     config = tmp_path / "hello.toml"
     config.write_text('workers = 2\nlog-level = "debug"\nbind = ["127.0.0.1:1", "[::1]:2"]\n')
-    loaded = settings.load(
+    loaded = load(
         flags={"workers": "4"},
         environ={"HELLO_LOG_LEVEL": "warning", "PATH": "/bin"},
         config_file=config,
@@ -35,12 +35,12 @@ def test_layers_flags_over_env_over_file(tmp_path: Path) -> None:
 def test_config_file_from_environment(tmp_path: Path) -> None:
     config = tmp_path / "hello.toml"
     config.write_text("graceful_timeout = 2.5\n")
-    loaded = settings.load(environ={"HELLO_CONFIG": str(config)})
+    loaded = load(environ={"HELLO_CONFIG": str(config)})
     assert loaded.graceful_timeout == 2.5
 
 
 def test_repeatable_env_splits_on_commas() -> None:
-    loaded = settings.load(environ={"HELLO_BIND": "127.0.0.1:1, unix:/run/hello.sock"})
+    loaded = load(environ={"HELLO_BIND": "127.0.0.1:1, unix:/run/hello.sock"})
     assert loaded.bind == ("127.0.0.1:1", "unix:/run/hello.sock")
 
 
@@ -64,15 +64,15 @@ def test_repeatable_env_splits_on_commas() -> None:
 )
 def test_bind_forms(bind: str, ok: bool) -> None:
     if ok:
-        assert settings.load(flags={"bind": [bind]}).bind == (bind,)
+        assert load(flags={"bind": [bind]}).bind == (bind,)
     else:
         with pytest.raises(ConfigError, match=rf"^--bind {bind!r}: (expected|port must be)"):
-            settings.load(flags={"bind": [bind]})
+            load(flags={"bind": [bind]})
 
 
 def test_bad_value_names_source_and_value() -> None:
     with pytest.raises(ConfigError) as caught:
-        settings.load(environ={"HELLO_WORKERS": "zero"})
+        load(environ={"HELLO_WORKERS": "zero"})
     assert str(caught.value) == "HELLO_WORKERS 'zero': expected a whole number of 1 or more"
 
 
@@ -81,58 +81,58 @@ def test_bad_value_names_source_and_value() -> None:
     [("1024", 1024), ("64KiB", 65536), ("16MiB", 16 * 2**20), ("1g", 2**30), ("10 MB", 10 * 2**20)],
 )
 def test_sizes(text: str, size: int) -> None:
-    assert settings.load(flags={"max_body_size": text}).max_body_size == size
+    assert load(flags={"max_body_size": text}).max_body_size == size
 
 
 def test_unknown_file_key_is_rejected(tmp_path: Path) -> None:
     config = tmp_path / "hello.toml"
     config.write_text('keyfil = "key.pem"\n')
     with pytest.raises(ConfigError, match=r"unknown key 'keyfil' in config file .*hello.toml"):
-        settings.load(config_file=config)
+        load(config_file=config)
 
 
 def test_unknown_environment_variable_is_rejected() -> None:
     with pytest.raises(ConfigError, match="unknown environment variable HELLO_KEYFIL"):
-        settings.load(environ={"HELLO_KEYFIL": "key.pem"})
+        load(environ={"HELLO_KEYFIL": "key.pem"})
 
 
 def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
     config = tmp_path / "hello.toml"
     config.write_text("workers = \n")
     with pytest.raises(ConfigError, match=r"config file .*hello.toml: not valid TOML"):
-        settings.load(config_file=config)
+        load(config_file=config)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="No such file"):
-        settings.load(config_file=tmp_path / "absent.toml")
+        load(config_file=tmp_path / "absent.toml")
 
 
 def test_file_value_of_wrong_shape(tmp_path: Path) -> None:
     config = tmp_path / "hello.toml"
     config.write_text("workers = [1, 2]\n")
     with pytest.raises(ConfigError, match=r"workers in .*: expected one value, got 2"):
-        settings.load(config_file=config)
+        load(config_file=config)
 
 
 @pytest.mark.parametrize("given", ["certfile", "keyfile"])
 def test_half_a_certificate_pair_is_refused(given: str) -> None:
     missing = "keyfile" if given == "certfile" else "certfile"
     with pytest.raises(ConfigError) as caught:
-        settings.load(flags={given: "x.pem"})
+        load(flags={given: "x.pem"})
     message = str(caught.value)
     assert message.startswith(f"--{given} x.pem is set but {missing} is not")
     assert f"--{missing}" in message and f"HELLO_{missing.upper()}" in message
 
 
 def test_settings_are_frozen() -> None:
-    loaded = settings.load()
+    loaded = load()
     with pytest.raises(AttributeError):
         loaded.workers = 3  # type: ignore[misc]
 
 
 def test_every_field_is_an_option() -> None:
-    names = {option.name for option in settings.options()}
-    assert names == set(settings.Settings.__dataclass_fields__) - {"sources"}
-    flags = [option.flag for option in settings.options()]
+    names = {option.name for option in options()}
+    assert names == set(Settings.__dataclass_fields__) - {"sources"}
+    flags = [option.flag for option in options()]
     assert {"--bind", "--certfile", "--keyfile", "--workers", "--access-log"} <= set(flags)

@@ -15,11 +15,11 @@ import brotli
 import httpx
 import pytest
 
-from hello import settings
-from hello.app import build_app
+from hello.config import load
 from hello.errors import ConfigError
-from hello.lifecycle import Lifecycle
-from hello.static import parse_accept_encoding
+from hello.files.serve import parse_accept_encoding
+from hello.ops.lifecycle import Lifecycle
+from hello.stack.build import build_app
 from tests.conftest import asgi_client
 
 pytestmark = pytest.mark.anyio
@@ -240,7 +240,7 @@ async def dir_client(site_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _client(site_dir: Path, **flags: str) -> httpx.AsyncClient:
-    config = settings.load(flags={"static": [f"/files={site_dir}"], **flags})
+    config = load(flags={"static": [f"/files={site_dir}"], **flags})
     app = build_app(config, Lifecycle(started=True))
     return asgi_client(app)
 
@@ -318,14 +318,14 @@ async def test_opt_ins_for_dotfiles_and_symlinks_out(site_dir: Path) -> None:
 
 def test_static_flag_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a directory"):
-        settings.load(flags={"static": [f"/x={tmp_path / 'missing'}"]})
+        load(flags={"static": [f"/x={tmp_path / 'missing'}"]})
     with pytest.raises(ConfigError, match="expected PREFIX=DIR"):
-        settings.load(flags={"static": [str(tmp_path)]})
+        load(flags={"static": [str(tmp_path)]})
     with pytest.raises(ConfigError, match="must start with /"):
-        settings.load(flags={"static": [f"x/={tmp_path}"]})
+        load(flags={"static": [f"x/={tmp_path}"]})
     with pytest.raises(ConfigError, match="no trailing slash"):
-        settings.load(flags={"static": [f"/x/={tmp_path}"]})
+        load(flags={"static": [f"/x/={tmp_path}"]})
     with pytest.raises(ConfigError, match="given twice"):
-        settings.load(flags={"static": [f"/x={tmp_path}", f"/x={tmp_path}"]})
+        load(flags={"static": [f"/x={tmp_path}", f"/x={tmp_path}"]})
     with pytest.raises(ConfigError, match="already served by hello itself"):
-        build_app(settings.load(flags={"static": [f"/legacy={tmp_path}"]}))
+        build_app(load(flags={"static": [f"/legacy={tmp_path}"]}))

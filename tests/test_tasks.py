@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from hello.tasks import Scheduler
+from hello.ops.tasks import Scheduler
 
 pytestmark = pytest.mark.anyio
 

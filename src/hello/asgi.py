@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-from hello import settings
-from hello.app import build_app
+from hello.config import load
+from hello.stack.build import build_app
 
-app = build_app(settings.load(environ=os.environ))
+app = build_app(load(environ=os.environ))
 
 __all__ = ["app", "build_app"]

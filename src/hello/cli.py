@@ -14,13 +14,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from hello import __version__, settings
+from hello import __version__, config
 from hello.errors import ConfigError, HelloError
 
 DESCRIPTION = (
     "Serve the hello site: HTTPS and HTTP/2 when --certfile and --keyfile are given, "
-    f"plain HTTP/1.1 and h2c otherwise (default {settings.DEFAULT_BIND}). Every flag can also "
-    f"be set as a {settings.ENV_PREFIX}* environment variable or a key in the --config file; "
+    f"plain HTTP/1.1 and h2c otherwise (default {config.DEFAULT_BIND}). Every flag can also "
+    f"be set as a {config.ENV_PREFIX}* environment variable or a key in the --config file; "
     "flags win over variables, variables over the file."
 )
 
@@ -50,12 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         metavar="FILE",
         type=Path,
-        help=f"TOML file of settings, keys named as the flags (also ${settings.CONFIG_ENV})",
+        help=f"TOML file of settings, keys named as the flags (also ${config.CONFIG_ENV})",
     )
-    for option in settings.options():
+    for option in config.options():
         default = option.default
         shown = " ".join(default) if isinstance(default, tuple) else default
-        if option.parse is settings.parse_bool:
+        if option.parse is config.parse_bool:
             parser.add_argument(
                 option.flag,
                 dest=option.name,
@@ -75,30 +75,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse(argv: Sequence[str], environ: Mapping[str, str]) -> settings.Settings:
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> config.Settings:
     """Settings from the command line ``argv`` and the environment ``environ``."""
     return _parse(argv, environ)[0]
 
 
-def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[settings.Settings, bool]:
+def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[config.Settings, bool]:
     namespace = vars(build_parser().parse_args(argv))
     config_file: Path | None = namespace.pop("config", None)
     check: bool = namespace.pop("check", False)
     flags: dict[str, Any] = namespace
-    return settings.load(flags=flags, environ=environ, config_file=config_file), check
+    return config.load(flags=flags, environ=environ, config_file=config_file), check
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run hello with ``argv`` (default: the process's own arguments); return the exit code."""
-    from hello import check, server  # imported late: --help and bad flags stay fast
+    from hello.server import check, run  # imported late: --help and bad flags stay fast
 
     try:
         arguments = sys.argv[1:] if argv is None else list(argv)
-        config, checking = _parse(arguments, os.environ)
+        settings, checking = _parse(arguments, os.environ)
         if checking:
-            return 0 if check.run_check(config) else 1
+            return 0 if check.run_check(settings) else 1
         # SIGHUP reads the same arguments, the environment and the config file once more.
-        server.run(config, reread=lambda: parse(arguments, os.environ))
+        run.run(settings, reread=lambda: parse(arguments, os.environ))
     except HelloError as error:
         detail = getattr(error, "detail", None)
         if detail:  # the user's own traceback, e.g. from a --mount module that failed

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from josepy.jwa import ES256
 from josepy.jwk import JWKEC
 
-from hello.settings import Settings
+from hello.config import Settings
 from hello.tls.store import CertificateStore, StoredCertificate, describe, private_key_pem
 
 log = logging.getLogger("hello")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from hello.config import Settings
 from hello.errors import CertificateError
-from hello.settings import Settings
 
 ALPN_PROTOCOLS = ("h2", "http/1.1")
 

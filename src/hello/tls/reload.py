@@ -17,8 +17,8 @@ import os
 import ssl
 from collections.abc import Callable
 
+from hello.config import Settings
 from hello.errors import CertificateError
-from hello.settings import Settings
 from hello.tls.context import create_ssl_context
 
 log = logging.getLogger("hello")

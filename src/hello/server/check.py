@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from hello.app import build_app
 from hello.asgi_types import ASGIApp, Message
-from hello.lifecycle import Lifecycle
-from hello.settings import Settings
+from hello.config import Settings
+from hello.ops.lifecycle import Lifecycle
+from hello.stack.build import build_app
 from hello.tls import create_ssl_context
 
 CHECKED_PATHS = ("/", "/legacy/")

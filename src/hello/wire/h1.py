@@ -6,7 +6,7 @@ protocol has the same interface (Hypercorn's ``ProtocolWrapper`` builds it for e
 connection that did not negotiate h2) and speaks ASGI to the app directly: the request head is
 parsed by httptools, the body is queued for ``receive()`` with backpressure, and the response
 head is written with the first body bytes, with Content-Length or chunked framing. Served by
-hello's TCPServer (guard.py), it reads the connection itself, in ``data_received``, instead
+hello's TCPServer (tcp.py), it reads the connection itself, in ``data_received``, instead
 of being handed each chunk by a reader task (reading.py).
 
 Anything unusual on a connection's first request -- an Upgrade (WebSocket, h2c) or HTTP/2's
@@ -30,8 +30,8 @@ from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
 
-from hello.h1_cycle import REASONS, Cycle
-from hello.reading import Meter, Reading
+from hello.wire.h1_cycle import REASONS, Cycle
+from hello.wire.reading import Meter, Reading
 
 log = logging.getLogger("hello")
 
@@ -99,7 +99,7 @@ class H1Protocol:
         self.idle_since: float | None = None  # keep-alive: when the last response ended
         self.idle_timer: asyncio.TimerHandle | None = None
 
-    # --- what guard.py asks ---
+    # --- what tcp.py asks ---
 
     @property
     def awaiting_body(self) -> bool:
@@ -406,15 +406,3 @@ def _unquote(path: bytes) -> str:
 def _call_soon(loop: asyncio.AbstractEventLoop, func: Callable[..., Any], *args: Any) -> Any:
     future = asyncio.run_coroutine_threadsafe(func(*args), loop)
     return future.result()
-
-
-def install() -> None:
-    """Serve HTTP/1.1 connections with H1Protocol, keeping Hypercorn's for hand-overs."""
-    import hypercorn.protocol
-
-    h11_protocol = hypercorn.protocol.H11Protocol  # type: ignore[attr-defined]
-
-    def build(*args: Any) -> H1Protocol:
-        return H1Protocol(*args, fallback=lambda: h11_protocol(*args))
-
-    hypercorn.protocol.H11Protocol = build  # type: ignore[attr-defined,assignment]

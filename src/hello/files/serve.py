@@ -15,8 +15,8 @@ from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
-from hello.responses import send_text
-from hello.static_sources import MULTIPLEXED_CHUNK, STREAM_CHUNK, Redirect, Resource, Variant
+from hello.files.sources import MULTIPLEXED_CHUNK, STREAM_CHUNK, Redirect, Resource, Variant
+from hello.stack.responses import send_text
 
 
 class Source(Protocol):

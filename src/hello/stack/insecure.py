@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
-from hello.responses import send_response, send_text
+from hello.stack.responses import send_response, send_text
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # base64url, as RFC 8555 section 8.3 says

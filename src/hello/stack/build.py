@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from typing import cast
 
-from hello import legacy, web
-from hello.apps import extend_path, import_app
 from hello.asgi_types import ASGIApp
-from hello.clock import Clock
+from hello.config import Settings
 from hello.errors import ConfigError
-from hello.lifecycle import Lifecycle
-from hello.lifespan import LifespanGroup
-from hello.metrics import Metrics
-from hello.mounts import PrefixDispatcher, WSGIMount
-from hello.observe import Observer, Watcher, access_logger
-from hello.settings import Settings
-from hello.static import IndexPage, StaticFiles
-from hello.static_sources import BundledSite, DirectoryFiles
-from hello.tasks import Scheduler
+from hello.files.serve import IndexPage, StaticFiles
+from hello.files.sources import BundledSite, DirectoryFiles
+from hello.ops.lifecycle import Lifecycle
+from hello.ops.metrics import Metrics
+from hello.ops.tasks import Scheduler
+from hello.site import legacy, web
+from hello.site.clock import Clock
+from hello.stack.imports import extend_path, import_app
+from hello.stack.lifespan import LifespanGroup
+from hello.stack.limits import HeaderLimit
+from hello.stack.mounts import PrefixDispatcher, WSGIMount
+from hello.stack.observe import Observer, Watcher, access_logger
 
 LEGACY_PREFIX = "/legacy"
 STATIC_PREFIX = "/static"
@@ -77,7 +78,8 @@ def build_app(
             where = config.describe("access_log")
             raise ConfigError(f"cannot open {where}: {error.strerror or error}") from None
     watchers: list[Watcher] = [metrics] if metrics is not None else []
-    return Observer(LifespanGroup(composed, lifespans), log, watchers, config.hsts_max_age)
+    limited = HeaderLimit(composed, config.max_header_size)
+    return Observer(LifespanGroup(limited, lifespans), log, watchers, config.hsts_max_age)
 
 
 def _wsgi(app: object, config: Settings, name: str, metrics: Metrics | None) -> ASGIApp:

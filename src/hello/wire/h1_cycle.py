@@ -13,7 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hello.h1 import H1Protocol
+    from hello.wire.h1 import H1Protocol
 
 NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
 REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}

@@ -1,10 +1,6 @@
-"""Fixes to Hypercorn's protocol classes, installed by the server before it starts serving.
+"""HTTP/2: Hypercorn's protocol on the h2 library, fixed and made lighter.
 
-``H11Protocol``: at shutdown, responses carry ``Connection: close`` (see the class).
-
-Kept apart, subclass by subclass, so each can be dropped (or offered upstream) on its own.
-
-``H2Protocol``: when a worker is shutting down, Hypercorn closes an HTTP/2 connection (GOAWAY,
+When a worker is shutting down, Hypercorn closes an HTTP/2 connection (GOAWAY,
 then the socket) as soon as its last stream is handed back by the app, while the sending task
 may still owe that stream its END_STREAM flag: the final response arrives with all its bytes
 but never ends. Here the close waits, briefly, for that last flag to go out.
@@ -39,19 +35,14 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-import h11
-import hypercorn.protocol
 import priority.priority
-from hypercorn.events import Closed, Event, Updated
+from hypercorn.events import Closed, Event
 from hypercorn.protocol.events import Body, Data, EndBody, EndData, StreamClosed
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h2 import BUFFER_HIGH_WATER
 from hypercorn.protocol.h2 import H2Protocol as _HypercornH2Protocol
-from hypercorn.protocol.h11 import H11Protocol as _HypercornH11Protocol
-from hypercorn.typing import H11SendableEvent
 
-from hello import h2_headers
-from hello.h2_headers import UnindexedEncoder
+from hello.wire.h2_headers import UnindexedEncoder
 
 log = logging.getLogger("hello")
 
@@ -241,44 +232,3 @@ class H2Protocol(_HypercornH2Protocol):
                 return
             turns += 1
             await asyncio.sleep(0 if turns < 10 else 0.005)
-
-
-class H11Protocol(_HypercornH11Protocol):
-    """Responses sent while the worker shuts down say ``Connection: close``, so a keep-alive
-    client opens its next connection (to a worker that stays) instead of writing into one
-    that is about to close."""
-
-    async def _send_h11_event(self, event: H11SendableEvent) -> None:
-        if isinstance(event, h11.Response) and self.context.terminated.is_set():
-            if not any(name.lower() == b"connection" for name, _ in event.headers):
-                event = h11.Response(
-                    status_code=event.status_code,
-                    headers=[*event.headers, (b"connection", b"close")],
-                    reason=event.reason,
-                )
-        await super()._send_h11_event(event)
-
-    async def _maybe_recycle(self) -> None:
-        """Hypercorn's, except that a keep-alive response sent just before shutdown began
-        does not close the connection at once: the client was told it may send another
-        request, so the connection goes idle (guard.py then gives it a moment to do so)."""
-        await self._close_stream()
-        connection = self.connection
-        if connection.our_state is h11.DONE and connection.their_state is h11.DONE:
-            try:
-                connection.start_next_cycle()
-            except h11.LocalProtocolError:
-                await self.send(Closed())
-            else:
-                await self.can_read.set()
-                await self.send(Updated(idle=True))
-        else:
-            await self.can_read.set()
-            await self.send(Closed())
-
-
-def install() -> None:
-    """Make Hypercorn's connections use the classes above, and h2 check headers faster."""
-    h2_headers.install()
-    hypercorn.protocol.H2Protocol = H2Protocol  # type: ignore[attr-defined]
-    hypercorn.protocol.H11Protocol = H11Protocol  # type: ignore[attr-defined]

@@ -21,7 +21,6 @@ import re
 from collections.abc import Generator, Iterable
 from typing import Any
 
-import h2.utilities
 from h2.exceptions import ProtocolError
 from h2.utilities import HeaderValidationFlags
 from hpack.hpack import encode_integer
@@ -133,8 +132,3 @@ def reject_illegal_characters(
             if value[0] in _SPACE or value[-1] in _SPACE:
                 raise ProtocolError(f"Received header value surrounded by whitespace {value!r}")
         yield header
-
-
-def install() -> None:
-    """Check received headers with reject_illegal_characters instead of h2's loop."""
-    h2.utilities._reject_illegal_characters = reject_illegal_characters

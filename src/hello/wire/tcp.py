@@ -1,4 +1,4 @@
-"""Hostile clients: slow request bodies, oversized HTTP/2 heads, keep-alive at shutdown.
+"""The TCP server: hostile clients (slow request bodies), the idle timer, keep-alive at shutdown.
 
 Hypercorn reads each connection in ``TCPServer._read_data``; this subclass reads the same way
 (HTTP/1.1 directly in ``data_received``: see reading.py) and counts the bytes and the time
@@ -12,21 +12,18 @@ Kestrel's MinRequestBodyDataRate (240 bytes/s after 5 s) is the model.
 
 The request head is bounded elsewhere: Hypercorn closes a connection that has not sent a
 complete head within its keep-alive timeout, which hello sets to ``--header-timeout``, as it
-does the TLS handshake timeout. asyncio gives every TLS connection a 256 KiB read buffer up
-front; install() makes it 32 KiB.
+does the TLS handshake timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import asyncio.sslproto
 import logging
 from collections.abc import Callable
 from ssl import SSLError
 from typing import Any
 
 import h11
-import hypercorn.asyncio.run
 from h2.stream import StreamState
 from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
@@ -36,13 +33,10 @@ from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import TaskGroup as AnyTaskGroup
 
-from hello.asgi_types import ASGIApp, Receive, Scope, Send
-from hello.responses import send_text
-from hello.settings import Settings
+from hello.config import Settings
 
 log = logging.getLogger("hello")
 
-TLS_READ_BUFFER = 32 * 1024
 CHECK_EVERY = 1.0  # seconds between looks at a connection that owes body bytes
 DRAIN_IDLE = 1.0  # at shutdown, seconds an idle keep-alive connection may send one more request
 _REMOTE_OPEN = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
@@ -213,30 +207,3 @@ class GuardedTCPServer(TCPServer):
             rate,
             minimum,
         )
-
-
-class HeaderLimit:
-    """431 for a request head over ``limit`` bytes: HTTP/1.1's rule (h11 enforces it there),
-    applied to HTTP/2 and HTTP/3, whose headers arrive already decoded."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("http_version") in ("2", "3"):
-            size = len(scope.get("raw_path") or b"") + sum(
-                len(name) + len(value) + 4 for name, value in scope["headers"]
-            )
-            if size > self.limit:
-                await send_text(send, 431, "Request Header Fields Too Large")
-                return
-        await self.app(scope, receive, send)
-
-
-def install() -> None:
-    """Make Hypercorn's asyncio worker read connections through GuardedTCPServer, and give
-    each TLS connection a read buffer the size of two TLS records instead of asyncio's 256 KiB
-    (allocated whole for every connection: 400 idle clients held 100 MB)."""
-    hypercorn.asyncio.run.TCPServer = GuardedTCPServer  # type: ignore[attr-defined]
-    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from jinja2 import PackageLoader
 from quart import Quart
 
-from hello.clock import Clock
-from hello.lifecycle import Lifecycle
-from hello.tasks import Scheduler
-from hello.web.health import create_health_blueprint
-from hello.web.pages import create_time_blueprint, pages
+from hello.ops.lifecycle import Lifecycle
+from hello.ops.tasks import Scheduler
+from hello.site.clock import Clock
+from hello.site.web.health import create_health_blueprint
+from hello.site.web.pages import create_time_blueprint, pages
 
 
 def create_app(
@@ -27,7 +27,7 @@ def create_app(
     """
     app = Quart(__name__, static_folder=None)
     # Templates load through importlib, like the static files: from a wheel, zipapp or zip.
-    app.jinja_loader = PackageLoader("hello.web", "templates")
+    app.jinja_loader = PackageLoader("hello.site.web", "templates")
     app.jinja_env.globals["asset_url"] = lambda name: "/static/" + asset_path(name)
     app.register_blueprint(pages)
     app.register_blueprint(create_health_blueprint(lifecycle))

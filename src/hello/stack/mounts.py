@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
-from hello.metrics import Metrics
-from hello.wsgi import WSGIApp, WSGIBridge
+from hello.ops.metrics import Metrics
+from hello.stack.wsgi import WSGIApp, WSGIBridge
 
 SPOOL_THRESHOLD = 1024 * 1024  # bodies above this go to a temporary file
 # After a 413, what is left of the body is read and thrown away for a while (nginx's "lingering

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 
+from hello.config import Settings
 from hello.errors import HelloError
-from hello.metrics import process_gone
-from hello.server import KILL_MARGIN, STOP_SIGNALS, Worker, serve
-from hello.settings import Settings
+from hello.ops.metrics import process_gone
+from hello.server.worker import KILL_MARGIN, STOP_SIGNALS, Worker, serve
 
 log = logging.getLogger("hello")
 

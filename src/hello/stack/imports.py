@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hello.config import MountSpec
 from hello.errors import ConfigError
-from hello.settings import MountSpec
 
 
 class AppImportError(ConfigError):

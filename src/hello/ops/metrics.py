@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hello.observe import Exchange
+from hello.stack.observe import Exchange
 
 log = logging.getLogger("hello")
 

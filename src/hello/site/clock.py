@@ -12,7 +12,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hello.tasks import Scheduler
+from hello.ops.tasks import Scheduler
 
 
 class Clock:

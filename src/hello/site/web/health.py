@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response
 
-from hello.lifecycle import Lifecycle
+from hello.ops.lifecycle import Lifecycle
 
 
 def create_health_blueprint(lifecycle: Lifecycle) -> Blueprint:

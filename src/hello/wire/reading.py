@@ -25,7 +25,7 @@ class Feed(Protocol):
 
 
 class Meter(Protocol):
-    """Who keeps count of what the client sent and how long it took: guard.GuardedTCPServer."""
+    """Who keeps count of what the client sent and how long it took: tcp.GuardedTCPServer."""
 
     def received(self, size: int) -> None: ...
 

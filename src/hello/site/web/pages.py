@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, render_template, request
 
-from hello.clock import Clock
+from hello.site.clock import Clock
 
 pages = Blueprint("pages", __name__)
 

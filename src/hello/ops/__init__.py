@@ -1,0 +1,1 @@
+"""Operations: metrics (Prometheus), scheduled tasks, and the lifecycle the health probes read."""

@@ -1,0 +1,186 @@
+"""Settings in, a serving process out: TLS checked, the app built, sockets bound, workers run.
+
+Everything that can be wrong with the configuration is found before the first socket listens:
+the certificate pair is loaded, the app is built, then every bind is opened. One worker serves
+in this process; with ``workers > 1`` this process forks them after binding (so they share the
+listening sockets and the already-imported app), replaces any that die, and on SIGTERM or
+SIGINT passes the signal on and waits for them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable
+from socket import AF_UNIX
+
+from hypercorn.config import Sockets
+
+from hello import wire
+from hello.asgi_types import ASGIApp
+from hello.config import Settings
+from hello.errors import ConfigError, StartupError
+from hello.ops.lifecycle import Lifecycle
+from hello.ops.metrics import Metrics, start_listener
+from hello.server.sockets import bind_sockets
+from hello.server.supervisor import Supervisor
+from hello.server.worker import Worker, serve, uvloop_module
+from hello.stack.build import OWN_ROUTES, build_app, route_prefixes
+from hello.stack.insecure import InsecureGate
+from hello.tls import create_ssl_context
+
+log = logging.getLogger("hello")
+
+
+def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> None:
+    """Serve until told to stop. Raises ConfigError or StartupError before anything listens.
+
+    With several workers, SIGHUP calls ``reread`` for fresh settings and replaces the workers
+    with ones built from them; a single process reloads its certificate instead."""
+    settings = _checked(settings)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload, once serving; never an exit
+    wire.install()
+    metrics = _metrics(settings)
+    lifecycle = Lifecycle()
+    app = _app(settings, lifecycle, metrics)
+    sockets = bind_sockets(settings)
+    if metrics is not None:
+        _start_metrics(settings, metrics, sockets)
+    worker = Worker(settings, _gated(settings, app, sockets), lifecycle, sockets, metrics)
+    if settings.workers == 1:
+        serve(worker)
+    else:
+        Supervisor(worker, (lambda: _rebuilt(worker, reread())) if reread else None).run()
+
+
+def _checked(settings: Settings) -> Settings:
+    """``settings`` ready to serve: ACME state prepared, certificates loaded once, logging."""
+    if settings.acme:
+        settings = _prepare_acme(settings)
+    if settings.tls:
+        create_ssl_context(settings)  # a bad pair fails here, with the flag named
+    if settings.quic_bind:
+        _require_aioquic(settings)
+    if settings.loop == "uvloop" and uvloop_module() is None:
+        raise ConfigError(
+            f"{settings.describe('loop')}: uvloop is not installed here; install hello with "
+            "the uvloop extra (pip install 'hello[uvloop]') or use --loop asyncio"
+        )
+    _configure_logging(settings)
+    return settings
+
+
+def _app(settings: Settings, lifecycle: Lifecycle, metrics: Metrics | None) -> ASGIApp:
+    """The app a worker serves, before the plain-HTTP gate (which needs the bound sockets)."""
+    return build_app(settings, lifecycle, metrics)
+
+
+def _gated(settings: Settings, app: ASGIApp, sockets: Sockets) -> ASGIApp:
+    return _insecure_gate(settings, app, sockets) if settings.insecure_bind else app
+
+
+RESTART_ONLY = ("bind", "insecure_bind", "quic_bind", "metrics_bind")
+
+
+def _rebuilt(current: Worker, fresh: Settings) -> Worker:
+    """A Worker from re-read settings, on the listeners ``current`` already has."""
+    fresh = _checked(fresh)
+    for name in RESTART_ONLY:
+        if getattr(fresh, name) != getattr(current.settings, name):
+            log.warning("%s changed; listeners change only on a restart", fresh.describe(name))
+    lifecycle = Lifecycle()
+    app = _gated(fresh, _app(fresh, lifecycle, current.metrics), current.sockets)
+    return Worker(fresh, app, lifecycle, current.sockets, current.metrics)
+
+
+def _configure_logging(settings: Settings) -> None:
+    """hello's own messages go where Hypercorn's do, in the same format and at the same level."""
+    target = settings.error_log
+    try:
+        handler = logging.StreamHandler() if target == "-" else logging.FileHandler(target)
+    except OSError as error:
+        where = settings.describe("error_log")
+        raise ConfigError(f"cannot open {where}: {error.strerror or error}") from None
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s [%(process)d] [%(levelname)s] %(message)s", "[%Y-%m-%d %H:%M:%S %z]"
+        )
+    )
+    log.handlers = [handler]
+    log.setLevel(settings.log_level.upper())
+    log.propagate = False
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _LostClientWrites) for f in asyncio_log.filters):
+        asyncio_log.addFilter(_LostClientWrites())
+
+
+class _LostClientWrites(logging.Filter):
+    """Drops asyncio's warning for each write past the fifth to a connection already lost.
+
+    A client that leaves with responses in flight (a load tester stopping, a browser tab
+    closed during a download) is normal; between the failed send and the transport's
+    connection_lost, writes can still reach it, and each would log this line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "socket.send() raised exception."
+
+
+def _prepare_acme(settings: Settings) -> Settings:
+    try:
+        from hello.tls import acme
+    except ImportError as error:
+        raise ConfigError(
+            f"{settings.describe('acme_domain')}: ACME needs the acme extra, which this "
+            f"installation lacks ({error}); install hello with pip install 'hello[acme]'"
+        ) from None
+    _configure_logging(settings)  # what prepare() finds is worth a line
+    return acme.prepare(settings)
+
+
+def _insecure_gate(settings: Settings, app: ASGIApp, sockets: Sockets) -> ASGIApp:
+    """Plain-HTTP listeners answer ACME challenges and redirect the rest to https."""
+    port = settings.https_port
+    if port is None:
+        port = next(
+            (sock.getsockname()[1] for sock in sockets.secure_sockets if sock.family != AF_UNIX),
+            443,
+        )
+    return InsecureGate(app, settings.state_dir / "challenges", port)
+
+
+def _require_aioquic(settings: Settings) -> None:
+    try:
+        import aioquic  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            f"{settings.describe('quic_bind')}: HTTP/3 needs aioquic, which this installation "
+            "lacks; install hello with the h3 extra (pip install 'hello[h3]')"
+        ) from None
+
+
+def _metrics(settings: Settings) -> Metrics | None:
+    if settings.metrics_bind is None:
+        return None
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Every worker writes its figures here; chosen before prometheus_client is imported.
+        directory = tempfile.mkdtemp(prefix="hello-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return Metrics(route_prefixes(settings), OWN_ROUTES)
+
+
+def _start_metrics(settings: Settings, metrics: Metrics, sockets: Sockets) -> None:
+    assert settings.metrics_bind is not None
+    host, _, port = settings.metrics_bind.rpartition(":")
+    try:
+        start_listener(metrics, host.strip("[]"), int(port))
+    except OSError as error:
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
+            sock.close()
+        raise StartupError(
+            f"cannot listen on {settings.describe('metrics_bind')}: {error.strerror or error}"
+        ) from None
