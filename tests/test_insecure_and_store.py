@@ -15,6 +15,7 @@ from hello.config import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, load
 from hello.errors import ConfigError
 from hello.stack.insecure import InsecureGate
 from hello.stack.responses import send_text
+from hello.tls.expiry import not_after
 from hello.tls.store import CertificateStore
 from tests.conftest import make_certs
 
@@ -159,3 +160,23 @@ def test_https_port_must_be_a_port() -> None:
     with pytest.raises(ConfigError, match="expected a port number"):
         load(flags={**ACME, "https_port": "70000"})
     assert load(flags={**ACME, "https_port": "443"}).https_port == 443
+
+
+def test_certificate_expiry_read_from_der_matches_cryptography(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    ca = trustme.CA()
+    for days in (1, 400, 365 * 40):  # the last is past 2049: GeneralizedTime, not UTCTime
+        leaf = ca.issue_cert(
+            "localhost",
+            not_after=datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=days),
+        )
+        pem = tmp_path / f"cert{days}.pem"
+        leaf.cert_chain_pems[0].write_to_path(str(pem))
+        expected = x509.load_pem_x509_certificate(pem.read_bytes()).not_valid_after_utc
+        assert not_after(pem) == expected
+    (tmp_path / "junk.pem").write_text(
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    )
+    with pytest.raises(ValueError):
+        not_after(tmp_path / "junk.pem")

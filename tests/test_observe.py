@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import time
 from collections.abc import Iterator
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +27,7 @@ from hello.stack.observe import Exchange
 from tests.conftest import Certs, clean_environ
 from tests.support import HelloProcess, run_hello
 
+MOUNTED = Path(__file__).parent / "mounted"
 INDEX = (files("hello") / "static" / "index.html").read_bytes()
 
 
@@ -99,14 +103,39 @@ def test_http3_on_the_tls_port(certs: Certs) -> None:
         assert results[2][0] == 200
 
 
+def test_quic_stops_at_once_when_idle(certs: Certs) -> None:
+    """Hypercorn's UDP server looked at the shutdown only when a datagram arrived: an idle
+    --quic-bind server waited the whole graceful timeout."""
+    with HelloProcessOnUdp(certs, "--graceful-timeout", "30") as (server, port):
+        assert asyncio.run(h3_get(port, certs, "/readyz"))[0][0] == 200
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - started < 5  # not the 30 s of --graceful-timeout
+
+
+def test_quic_lets_a_request_in_flight_finish(certs: Certs) -> None:
+    mount = ["--pythonpath", str(MOUNTED), "--mount", "/slow=asgi:slow:app"]
+    with HelloProcessOnUdp(certs, *mount) as (server, port):
+
+        async def get_while_stopping() -> list[tuple[int, bytes]]:
+            answer = asyncio.ensure_future(h3_get(port, certs, "/slow/?1.5"))
+            await asyncio.to_thread(server.wait_for_output, "slow: started", stream="stdout")
+            server.signal(signal.SIGTERM)
+            return await answer
+
+        assert asyncio.run(get_while_stopping()) == [(200, b"done")]
+
+
 class HelloProcessOnUdp:
     """hello with --quic-bind on the same port number as its TLS listener."""
 
-    def __init__(self, certs: Certs) -> None:
+    def __init__(self, certs: Certs, *flags: str) -> None:
         self.certs = certs
+        self.flags = flags
 
     def __enter__(self) -> tuple[HelloProcess, int]:
         tls = ["--certfile", str(self.certs.certfile), "--keyfile", str(self.certs.keyfile)]
+        tls += self.flags
         probe = HelloProcess(["--bind", "127.0.0.1:0", *tls], env=clean_environ())
         port = urlsplit(probe.url).port
         probe.stop()  # the port is free again; reuse its number for TCP and UDP

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from hello.stack.observe import Exchange
+from hello.tls.expiry import not_after
 
 log = logging.getLogger("hello")
 
@@ -102,10 +101,9 @@ class Metrics:
 
     def watch_certificate(self, certfile: Path) -> None:
         """Set the expiry gauge from the certificate's notAfter."""
-        try:  # the ssl module decodes PEM files only through this helper
-            decoded: dict[str, Any] = ssl._ssl._test_decode_cert(str(certfile))  # type: ignore[attr-defined]
-            expires = ssl.cert_time_to_seconds(decoded["notAfter"])
-        except (AttributeError, KeyError, OSError, ValueError, ssl.SSLError) as error:
+        try:
+            expires = not_after(certfile).timestamp()
+        except (OSError, ValueError) as error:
             log.warning("cannot read the expiry of %s for the metrics: %s", certfile, error)
             return
         self.certificate_expiry.set(expires - time.time())

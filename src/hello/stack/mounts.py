@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
+from hello.heads import ResponseError
 from hello.ops.metrics import Metrics
 from hello.stack.wsgi import WSGIApp, WSGIBridge
 
@@ -45,7 +46,11 @@ class PrefixDispatcher:
             relative = path[len(root_path) :] if path.startswith(root_path) else path
             for prefix, app in self.mounts:
                 if relative == prefix or relative.startswith(prefix + "/"):
-                    await app({**scope, "root_path": root_path + prefix}, receive, send)
+                    try:
+                        await app({**scope, "root_path": root_path + prefix}, receive, send)
+                    except ResponseError as error:
+                        error.mount = error.mount or root_path + prefix
+                        raise
                     return
         await self.default(scope, receive, send)
 

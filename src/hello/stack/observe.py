@@ -3,7 +3,8 @@
 The outermost ASGI layer. It gives each HTTP request an id (the client's ``X-Request-ID`` when
 it is a sane token, else a new one), echoes it in the response, and when the response is done
 writes one access log line (``text``, or ``json``: one object a line) and hands the figures
-to the metrics, if they are on.
+to the metrics, if they are on. A response the protocol refused (``heads.ResponseError``) is
+logged here as one ERROR line naming the app at fault.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from hello.asgi_types import ASGIApp, Message, Receive, Scope, Send
+from hello.heads import ResponseError
+
+server_log = logging.getLogger("hello")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 
@@ -147,6 +151,13 @@ class Observer:
         failed = False
         try:
             await self.app(scope, receive, observed_send)
+        except ResponseError as error:
+            # The protocol refused the app's head or body (heads.py) and wrote none of what was
+            # wrong: one line for the operator; the protocol ends the exchange (a 500, or a
+            # close), as after any app that returns without a whole response.
+            failed = True
+            status = 500
+            server_log.error("%s %s: response refused: %s", scope["method"], scope["path"], error)
         except BaseException:
             failed = True
             raise

@@ -28,6 +28,7 @@ from typing import IO, Any
 from a2wsgi.wsgi import build_environ
 
 from hello.asgi_types import Receive, Scope, Send
+from hello.heads import ResponseError, check_head
 
 WSGIApp = Any  # PEP 3333 callables are too loosely typed to describe usefully here
 HIGH_WATER = 256 * 1024  # response bytes the loop may be behind before the app's thread waits
@@ -100,14 +101,15 @@ class Exchange:
             raise RuntimeError("start_response was called twice without exc_info")
         code = status.split(" ", 1)[0]
         if len(code) != 3 or not code.isdigit():
-            raise ValueError(f"the WSGI app gave an invalid status line {status!r}")
-        self.start = _Start(
-            int(code),
-            [
-                (n.strip().lower().encode("latin-1"), v.strip().encode("latin-1"))
-                for n, v in headers
-            ],
-        )
+            raise ResponseError(f"the WSGI app gave an invalid status line {status!r}")
+        try:
+            encoded = [
+                (n.lower().encode("latin-1"), v.strip().encode("latin-1")) for n, v in headers
+            ]
+        except UnicodeEncodeError as error:
+            raise ResponseError(f"a header the WSGI app gave is not latin-1: {error}") from None
+        check_head(int(code), encoded)  # PEP 3333: an error here is raised to the app
+        self.start = _Start(int(code), encoded)
         return self.write
 
     def write(self, chunk: bytes) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -30,6 +31,7 @@ from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
 
+from hello.heads import ResponseError
 from hello.wire.h1_cycle import REASONS, Cycle
 from hello.wire.reading import Meter, Reading
 
@@ -40,6 +42,13 @@ WRITE_HIGH_WATER = 64 * 1024  # bytes queued on the transport before a write wai
 PIPELINE_LIMIT = 16  # parsed requests waiting on one connection before reading pauses
 IDLE_CHECK = 0.5  # seconds between looks at an idle keep-alive connection
 DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection may still send one more request
+# An invalid HTTP/2 connection preface: the server's preface (an empty SETTINGS frame), then
+# GOAWAY with PROTOCOL_ERROR for last stream 0.
+H2_SETTINGS = bytes.fromhex("000000 04 00 00000000")  # length 0, type SETTINGS, stream 0
+H2_GOAWAY = bytes.fromhex("000008 07 00 00000000 00000000 00000001")  # last 0, PROTOCOL_ERROR
+H2_PROTOCOL_ERROR = H2_SETTINGS + H2_GOAWAY
+MAX_REQUEST_LINE = 8192  # bytes of a first request line looked at for its version
+_HTTP1_VERSION = re.compile(rb" HTTP/1\b")
 Fallback = Callable[[], Any]  # builds Hypercorn's h11 protocol for this connection
 
 
@@ -83,7 +92,6 @@ class H1Protocol:
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_size = 0  # bytes of the request head parsed so far
         self.in_head = False
-        self.too_large = False  # a complete head over the limit: answered 431
         self.flow = asyncio.Event()  # reading may go on (see _blocked)
         self.reading: Reading | None = None  # while the connection is read in data_received
         self.refused = False  # a 400 or 431 is on its way: the rest is not parsed
@@ -178,16 +186,18 @@ class H1Protocol:
             else:
                 self._refuse_soon(400)
             return
-        except httptools.HttpParserError:
-            self._refuse_soon(400)
+        except httptools.HttpParserError as error:
+            refused = error.__context__  # raised by a callback below, if one refused
+            if self._not_http1():
+                self._refuse_soon(0)
+            else:
+                self._refuse_soon(refused.status if isinstance(refused, _Refused) else 400)
             return
         if self.in_head:
             self.head_size += len(data)  # an unfinished head, counted by what arrived
-        if self.too_large or (
-            self.in_head and self.head_size > self.config.h11_max_incomplete_size
-        ):
-            self._refuse_soon(431)
-            return
+            if self.head_size > self.config.h11_max_incomplete_size:
+                self._refuse_soon(431)
+                return
         self._start_next()
         if self.reading is not None and self._blocked():
             self.reading.pause()
@@ -253,10 +263,10 @@ class H1Protocol:
     def on_headers_complete(self) -> None:
         self.in_head = False
         if self.head_size > self.config.h11_max_incomplete_size:
-            self.too_large = True
-            return
+            raise _Refused(431)
         if self.parser.should_upgrade():
             return  # feed_data raises HttpParserUpgrade next
+        self._check_head()
         path, _, query = bytes(self.url).partition(b"?")
         scope: dict[str, Any] = {
             "type": "http",
@@ -278,6 +288,24 @@ class H1Protocol:
         cycle.expect_continue = (b"expect", b"100-continue") in self.headers
         self.parsing = cycle
         self.queue.append(cycle)
+
+    def _check_head(self) -> None:
+        """RFC 9112's rules that llhttp leaves to the server: one Host (none is allowed only
+        in HTTP/1.0, 3.2), and no transfer coding but chunked, the one hello decodes (6.1:
+        501). llhttp in its strict mode already refuses the rest: obs-fold, NUL and other
+        control characters, two Content-Lengths, Transfer-Encoding beside Content-Length or
+        not ending in chunked."""
+        hosts = 0
+        coding = None
+        for name, value in self.headers:
+            if name == b"host":
+                hosts += 1
+            elif name == b"transfer-encoding":
+                coding = value
+        if hosts > 1 or (hosts == 0 and self.parser.get_http_version() != "1.0"):
+            raise _Refused(400)
+        if coding is not None and coding.strip().lower() != b"chunked":
+            raise _Refused(501)
 
     def on_body(self, body: bytes) -> None:
         if self.parsing is not None:
@@ -314,6 +342,10 @@ class H1Protocol:
             await self.app(cycle.scope, cycle.receive, cycle.send, self.sync_spawn, self.call_soon)
         except asyncio.CancelledError:
             raise
+        except ResponseError as error:  # where no ASGI layer of hello's caught it first
+            log.error(
+                "%s %s: response refused: %s", cycle.scope["method"], cycle.scope["path"], error
+            )
         except Exception:
             await self.config.log.exception("Error in ASGI Framework")
         if not cycle.started and not cycle.disconnected:
@@ -373,8 +405,20 @@ class H1Protocol:
         except (ConnectionError, RuntimeError):
             await self.handle(Closed())
 
+    def _not_http1(self) -> bool:
+        """Whether a plain connection's first bytes, which failed to parse, are no HTTP/1.x
+        request line at all. On a port that speaks HTTP/1.1 and h2c, the client then meant
+        HTTP/2 with prior knowledge and sent an invalid connection preface (RFC 9113 3.4)."""
+        if self.prefix is None or self.scheme != "http":
+            return False
+        line = bytes(self.prefix[:MAX_REQUEST_LINE]).partition(b"\n")[0]
+        return _HTTP1_VERSION.search(line) is None
+
     async def _refuse(self, status: int) -> None:
-        if self.cycle is None or self.cycle.complete:  # else a response is half written
+        """Answer ``status`` (0: an invalid HTTP/2 preface, answered as HTTP/2 does) and close."""
+        if status == 0:
+            await self.write(H2_PROTOCOL_ERROR)
+        elif self.cycle is None or self.cycle.complete:  # else a response is half written
             reason = REASONS.get(status, b"")
             head = b"HTTP/1.1 %d %b\r\n" % (status, reason)
             headers = [(b"content-length", b"0"), (b"connection", b"close")]
@@ -397,6 +441,15 @@ class H1Protocol:
             if cycle is not None:
                 cycle.disconnected = True
                 cycle.arrived.set()
+
+
+class _Refused(Exception):
+    """Raised by a parser callback: the request is answered ``status`` and the connection
+    closed (httptools re-raises it as the context of an HttpParserCallbackError)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def _unquote(path: bytes) -> str:

@@ -3,6 +3,11 @@
 The request body is queued for ``receive()`` as it arrives (``protocol.unblocked()`` lets
 the connection read on once the app takes it); the response head goes out with the first
 body bytes, framed by Content-Length where the whole body came in one message, else chunked.
+
+The app's head is checked before any of it is written (heads.py): a bad one raises
+ResponseError to the app and the connection closes after the 500 that follows. A body longer
+than its Content-Length is cut at that length, and one shorter ends there: either way the
+connection closes, so the client can never read another response from the extra bytes.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import http
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from hello.wire.h1 import H1Protocol
+from hypercorn.config import Config
+from hypercorn.typing import WorkerContext
+
+from hello.heads import ResponseError, check_head, check_length
 
 NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
 REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
@@ -22,10 +29,21 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 Message = dict[str, Any]
 
 
+class Connection(Protocol):
+    """What a cycle needs of its connection (h1.H1Protocol)."""
+
+    config: Config
+    context: WorkerContext
+
+    async def write(self, data: bytes) -> None: ...
+
+    def unblocked(self) -> None: ...
+
+
 class Cycle:
     """One request on the connection and the response the app gives it."""
 
-    def __init__(self, protocol: H1Protocol, scope: dict[str, Any], keep_alive: bool) -> None:
+    def __init__(self, protocol: Connection, scope: dict[str, Any], keep_alive: bool) -> None:
         self.protocol = protocol
         self.scope = scope
         self.keep_alive = keep_alive
@@ -43,6 +61,8 @@ class Cycle:
         self.status = 200
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunked = False
+        self.declared: int | None = None  # the app's Content-Length, where it gave one
+        self.sent = 0  # body bytes the app has given, counted against ``declared``
 
     # --- the request, for the app ---
 
@@ -77,9 +97,16 @@ class Cycle:
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start" and not self.started:
+            status = int(message["status"])
+            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+            try:
+                self.declared = _checked(status, headers)
+            except ResponseError:
+                self.keep_alive = False  # the 500 that follows ends the connection
+                raise
             self.started = True
-            self.status = int(message["status"])
-            self.headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+            self.status = status
+            self.headers = headers
         elif kind == "http.response.body" and self.started and not self.complete:
             body = bytes(message.get("body", b""))
             more = bool(message.get("more_body", False))
@@ -88,9 +115,12 @@ class Cycle:
                     self.complete = True
                 return
             head = b"" if self.head_sent else self._head(body, more)
-            if not body or self.head or self.status in NO_BODY_STATUSES:
+            fault = None
+            if self.head or self.status in NO_BODY_STATUSES:
                 body = b""
-            elif self.chunked:
+            elif self.declared is not None:
+                body, more, fault = self._within_length(body, more)
+            elif self.chunked and body:
                 body = b"%x\r\n%b\r\n" % (len(body), body)
             if not more:
                 self.complete = True
@@ -99,8 +129,23 @@ class Cycle:
                     body += b"0\r\n\r\n"
             if head or body:
                 await self.protocol.write(head + body if head else body)
+            if fault is not None:
+                raise fault
         elif kind.startswith("http.response."):
             raise RuntimeError(f"unexpected ASGI message {kind!r} in this state")
+
+    def _within_length(self, body: bytes, more: bool) -> tuple[bytes, bool, ResponseError | None]:
+        """``body`` cut to what the declared Content-Length leaves room for, and the fault if
+        the app broke it, after which the connection closes."""
+        assert self.declared is not None
+        self.sent += len(body)
+        try:
+            check_length(self.declared, self.sent, not more)
+        except ResponseError as fault:
+            self.keep_alive = False
+            excess = max(self.sent - self.declared, 0)
+            return body[: len(body) - excess], False, fault
+        return body, more, None
 
     def _head(self, body: bytes, more: bool) -> bytes:
         self.head_sent = True
@@ -113,6 +158,11 @@ class Cycle:
         extra = protocol.config.response_headers("h11")
         if self.head or self.status in NO_BODY_STATUSES or b"content-length" in names:
             pass
+        elif b"transfer-encoding" in names:  # the app's own "chunked" (_checked): framed here
+            self.chunked = self.scope["http_version"] == "1.1"
+            if not self.chunked:  # HTTP/1.0 has no chunks: the close ends the body
+                self.headers = [h for h in self.headers if h[0] != b"transfer-encoding"]
+                self.keep_alive = False
         elif not more:
             extra.append((b"content-length", b"%d" % len(body)))
         elif self.scope["http_version"] == "1.1":
@@ -131,3 +181,16 @@ class Cycle:
             out += b"%b: %b\r\n" % (name, value)
         out += b"\r\n"
         return bytes(out)
+
+
+def _checked(status: int, headers: list[tuple[bytes, bytes]]) -> int | None:
+    """heads.check_head, and HTTP/1.1's framing rules for an app's own Transfer-Encoding:
+    only "chunked" (which this protocol then frames), never beside a Content-Length."""
+    declared = check_head(status, headers)
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            if value.lower() != b"chunked":
+                raise ResponseError(f"Transfer-Encoding {value!r}: only chunked can be sent")
+            if declared is not None:
+                raise ResponseError("both Content-Length and Transfer-Encoding")
+    return declared

@@ -37,11 +37,21 @@ import h2.exceptions
 import h2.settings
 import priority.priority
 from hypercorn.events import Closed, Event
-from hypercorn.protocol.events import Body, Data, EndBody, EndData, StreamClosed
+from hypercorn.protocol.events import (
+    Body,
+    Data,
+    EndBody,
+    EndData,
+    InformationalResponse,
+    Response,
+    StreamClosed,
+    Trailers,
+)
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h2 import BUFFER_HIGH_WATER
 from hypercorn.protocol.h2 import H2Protocol as _HypercornH2Protocol
 
+from hello.heads import CONNECTION_SPECIFIC, ResponseError, check_head, check_length
 from hello.wire.h2_headers import UnindexedEncoder
 
 log = logging.getLogger("hello")
@@ -56,6 +66,8 @@ RESET_WINDOW = 10.0
 # calls drain(), which waits once the transport pauses writing: past 64 KiB over plain TCP,
 # past 512 KiB over TLS (asyncio's and uvloop's TLS transports hold that much themselves).
 WRITE_HIGH_WATER = 64 * 1024
+NO_BODY = frozenset({204, 304})
+HeadsEvent = Response | InformationalResponse | Trailers
 
 
 class H2Protocol(_HypercornH2Protocol):
@@ -71,6 +83,7 @@ class H2Protocol(_HypercornH2Protocol):
         self._writer = writer if isinstance(writer, asyncio.StreamWriter) else None
         self._out = bytearray()
         self._loop = asyncio.get_running_loop()
+        self._lengths: dict[int, list[int]] = {}  # stream: [its Content-Length, bytes given]
         self._send_event, self.send = self.send, self._send_then_close
         # Hypercorn advertises h2_max_header_list_size but installs it as if already
         # acknowledged, so h2 never hands it to the HPACK decoder, which keeps 64 KiB.
@@ -105,7 +118,21 @@ class H2Protocol(_HypercornH2Protocol):
             await self._flush()
             await self.send(Closed())
             return
-        await super()._handle_events(events)
+        if not any(isinstance(event, h2.events.DataReceived) for event in events):
+            await super()._handle_events(events)
+            return
+        # Hypercorn hands DATA to the stream without looking whether it is still there: once
+        # the app has answered and the stream is gone, the next DATA frame raised KeyError and
+        # ended the connection's task, with every other stream on it (Hypercorn's issue
+        # #329). Each event is handled on its own, so the check holds when the frame is
+        # reached; such a frame's bytes still count towards the connection's window.
+        for event in events:
+            if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
+                self.connection.acknowledge_received_data(
+                    event.flow_controlled_length, event.stream_id
+                )
+                continue
+            await super()._handle_events([event])
 
     def _too_many_resets(self, count: int) -> bool:
         now = asyncio.get_running_loop().time()
@@ -195,6 +222,13 @@ class H2Protocol(_HypercornH2Protocol):
                 await buffer.close()
 
     async def stream_send(self, event: StreamEvent) -> None:
+        if isinstance(event, (Response, InformationalResponse, Trailers)):
+            event = self._checked(event)
+        elif isinstance(event, (Body, Data, EndBody, EndData)) and event.stream_id in self._lengths:
+            await self._within_length(event)
+        await self._stream_send(event)
+
+    async def _stream_send(self, event: StreamEvent) -> None:
         if isinstance(event, (Body, Data, EndBody, EndData)) and self._writer is not None:
             data = event.data if isinstance(event, (Body, Data)) else None
             if self._send_now(event.stream_id, data):
@@ -212,7 +246,7 @@ class H2Protocol(_HypercornH2Protocol):
                     if event.stream_id not in self.stream_buffers:
                         return  # the stream was reset or the connection closed
                     piece = bytes(view[start : start + BUFFER_HIGH_WATER])
-                    await self.stream_send(replace(event, data=piece))
+                    await self._stream_send(replace(event, data=piece))
                 return
             buffer = self.stream_buffers.get(event.stream_id)
             if buffer is not None and buffer.buffer:
@@ -220,6 +254,49 @@ class H2Protocol(_HypercornH2Protocol):
         if isinstance(event, StreamClosed) and self.context.terminated.is_set():
             await self._until_stream_ended(event.stream_id)
         await super().stream_send(event)
+
+    # --- the app's response, checked as on every path (heads.py) ---
+
+    def _checked(self, event: HeadsEvent) -> HeadsEvent:
+        """``event`` without connection-specific headers, which HTTP/2 forbids (h2 would refuse
+        the whole head, and Hypercorn then sends nothing: its own 500 says Connection: close);
+        ResponseError for a head HTTP cannot carry. A Content-Length is remembered, to be held
+        to."""
+        headers = [(name.lower(), value) for name, value in event.headers]
+        status = event.status_code if isinstance(event, (Response, InformationalResponse)) else 200
+        declared = check_head(status, headers)
+        if isinstance(event, Response) and declared is not None and status not in NO_BODY:
+            stream = self.streams.get(event.stream_id)
+            if getattr(stream, "scope", {}).get("method") != "HEAD":
+                self._lengths[event.stream_id] = [declared, 0]
+        return replace(event, headers=[h for h in headers if h[0] not in CONNECTION_SPECIFIC])
+
+    async def _within_length(self, event: Body | Data | EndBody | EndData) -> None:
+        """Count the body against its Content-Length; a body longer or shorter resets the
+        stream (a malformed response, RFC 9113 8.1.1) and raises ResponseError."""
+        stream_id = event.stream_id
+        lengths = self._lengths[stream_id]
+        ended = isinstance(event, (EndBody, EndData))
+        if isinstance(event, (Body, Data)):
+            lengths[1] += len(event.data)
+        try:
+            check_length(lengths[0], lengths[1], ended)
+        except ResponseError:
+            del self._lengths[stream_id]
+            await self._reset(stream_id)
+            raise
+        if ended:
+            del self._lengths[stream_id]
+
+    async def _reset(self, stream_id: int) -> None:
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self.connection.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        buffer = self.stream_buffers.pop(stream_id, None)
+        if buffer is not None:
+            await buffer.close()
+        with contextlib.suppress(priority.priority.MissingStreamError):
+            self.priority.remove_stream(stream_id)
+        await self._flush()
 
     async def _until_stream_ended(self, stream_id: int) -> None:
         """Wait while the stream's data is all sent but its end is not (the sender removes

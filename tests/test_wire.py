@@ -1,0 +1,260 @@
+"""The wire against misbehaving apps and hostile requests, on real servers: response heads and
+Content-Lengths checked on every path (HTTP/1.1, HTTP/2, the WSGI bridge), RFC 9112's request
+rules, HTTP/2 after an early answer, an invalid h2c preface, and install() itself."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import h2.errors
+import h2.events
+import hypercorn.asyncio.run
+import hypercorn.protocol
+import pytest
+
+from hello import wire
+from hello.wire import h2 as h2_protocol
+from hello.wire import quic, tcp
+from tests.conftest import Certs, clean_environ
+from tests.h2client import H2Client, host_port
+from tests.support import HelloProcess
+
+MOUNTED = Path(__file__).parent / "mounted"
+MOUNTS = [
+    "--pythonpath",
+    str(MOUNTED),
+    "--mount",
+    "/a=asgi:misbehaving:asgi_app",
+    "--mount",
+    "/w=wsgi:misbehaving:wsgi_app",
+]
+
+
+def test_install_replaces_each_global_and_says_what() -> None:
+    changed = wire.install()
+    assert changed == [
+        "h2 header checks",
+        "HTTP/2 protocol",
+        "HTTP/1.1 protocol",
+        "TCP server",
+        "UDP server",
+        "TLS read buffer",
+    ]
+    assert wire.install() == changed == wire.installed()  # a second call changes nothing
+    assert hypercorn.protocol.H2Protocol is h2_protocol.H2Protocol  # type: ignore[attr-defined]
+    assert hypercorn.asyncio.run.TCPServer is tcp.GuardedTCPServer  # type: ignore[attr-defined]
+    assert hypercorn.asyncio.run.UDPServer is quic.QuicServer  # type: ignore[attr-defined]
+    built = hypercorn.protocol.H11Protocol  # type: ignore[attr-defined]
+    assert built.__qualname__ == "_h1_or.<locals>.build"  # httptools is installed here
+
+
+def test_install_refuses_a_name_hypercorn_no_longer_reads() -> None:
+    assert "TCPServer" in wire._names(hypercorn.asyncio.run.worker_serve)
+    assert "H11Protocol" in wire._names(hypercorn.protocol.ProtocolWrapper)
+    assert "TCPServer" not in wire._names(hypercorn.protocol.ProtocolWrapper)
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[HelloProcess]:
+    server = HelloProcess(["--bind", "127.0.0.1:0", *MOUNTS], env=clean_environ())
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def tls(certs: Certs) -> Iterator[HelloProcess]:
+    server = HelloProcess(["--bind", "127.0.0.1:0", *certs.flags(), *MOUNTS], env=clean_environ())
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def exchange(server: HelloProcess, data: bytes, timeout: float = 5.0) -> tuple[bytes, bool]:
+    """Send ``data`` on a new connection; what came back, and whether the server closed."""
+    with socket.create_connection(host_port(server), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = bytearray()
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            return bytes(received), False
+    return bytes(received), True
+
+
+def get_then_ok(prefix: str, path: str) -> bytes:
+    """A request for ``path``, then a good one on the same connection."""
+    return (
+        f"GET {prefix}{path} HTTP/1.1\r\nHost: x\r\n\r\nGET {prefix}/ok HTTP/1.1\r\nHost: x\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("prefix", ["/a", "/w"])
+@pytest.mark.parametrize("path", ["/injected", "/nul", "/bad-name", "/length-nan"])
+def test_a_bad_head_becomes_a_500_and_a_close(plain: HelloProcess, prefix: str, path: str) -> None:
+    answer, closed = exchange(plain, get_then_ok(prefix, path))
+    assert closed
+    assert answer.startswith(b"HTTP/1.1 500 ")
+    assert answer.count(b"HTTP/1.1 ") == 1  # the good request after it is not read
+    assert b"pwned" not in answer and b"x-note" not in answer.lower()
+    line = plain.wait_for_output(f"GET {prefix}{path}: response refused: the app at {prefix}")
+    assert len(line) == 1
+
+
+@pytest.mark.parametrize("prefix", ["/a", "/w"])
+def test_a_body_longer_than_its_length_is_cut_and_the_connection_closed(
+    plain: HelloProcess, prefix: str
+) -> None:
+    answer, closed = exchange(plain, get_then_ok(prefix, "/long"))
+    assert closed
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"content-length: 10" in head
+    assert body == b"0123456789"  # not a byte more, and no response read from the rest
+    plain.wait_for_output(f"the app at {prefix}: body longer than its Content-Length of 10")
+
+
+@pytest.mark.parametrize("prefix", ["/a", "/w"])
+def test_a_body_shorter_than_its_length_ends_with_the_connection(
+    plain: HelloProcess, prefix: str
+) -> None:
+    answer, closed = exchange(plain, get_then_ok(prefix, "/short"))
+    assert closed
+    assert answer.partition(b"\r\n\r\n")[2] == b"01234"
+    plain.wait_for_output(f"the app at {prefix}: body of 5 bytes, shorter than")
+
+
+def test_a_good_response_keeps_the_connection(plain: HelloProcess) -> None:
+    answer, closed = exchange(plain, get_then_ok("/a", "/ok"), timeout=1.0)
+    assert not closed and answer.count(b"HTTP/1.1 200 ") == 2
+
+
+# RFC 9112 on the request side: each is refused with this status and a close.
+REFUSED = {
+    "no Host in HTTP/1.1": (b"GET /a/ok HTTP/1.1\r\n\r\n", 400),
+    "two Hosts": (b"GET /a/ok HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    "obs-fold": (b"GET /a/ok HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400),
+    "NUL in a value": (b"GET /a/ok HTTP/1.1\r\nHost: a\r\nX-A: b\x00c\r\n\r\n", 400),
+    "CR in a value": (b"GET /a/ok HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n", 400),
+    "two Content-Lengths": (
+        b"POST /a/ok HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        400,
+    ),
+    "Content-Length beside Transfer-Encoding": (
+        b"POST /a/ok HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        400,
+    ),
+    "Transfer-Encoding not ending in chunked": (
+        b"POST /a/ok HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        400,
+    ),
+    "a coding hello does not decode": (
+        b"POST /a/ok HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n\r\n",
+        501,
+    ),
+    "space before the colon": (b"GET /a/ok HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+    "a signed Content-Length": (
+        b"POST /a/ok HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc",
+        400,
+    ),
+    "a bad chunk size": (
+        b"POST /a/ok HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",
+        400,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_request_rules_of_rfc_9112(plain: HelloProcess, case: str) -> None:
+    request, status = REFUSED[case]
+    answer, closed = exchange(plain, request + b"GET /a/ok HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert closed
+    assert answer.startswith(b"HTTP/1.1 %d " % status)
+    assert answer.count(b"HTTP/1.1 ") == 1 and b"Traceback" not in answer
+
+
+def test_http10_without_host_is_served(plain: HelloProcess) -> None:
+    answer, _ = exchange(plain, b"GET /a/ok HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"ok")
+
+
+def test_an_invalid_h2c_preface_gets_goaway_protocol_error(plain: HelloProcess) -> None:
+    answer, closed = exchange(plain, b"INVALID CONNECTION PREFACE\r\n\r\n")
+    assert closed
+    settings, goaway = answer[:9], answer[9:]
+    assert settings[3] == 0x4 and goaway[3] == 0x7  # frame types: SETTINGS, GOAWAY
+    assert int.from_bytes(goaway[13:17], "big") == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    malformed, _ = exchange(plain, b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
+    assert malformed.startswith(b"HTTP/1.1 400 ")  # an HTTP/1.1 client still gets HTTP/1.1
+
+
+@pytest.mark.parametrize("prefix", ["/a", "/w"])
+def test_http2_refuses_a_bad_head_and_resets_a_wrong_length(
+    tls: HelloProcess, certs: Certs, prefix: str
+) -> None:
+    client = H2Client(tls, certs)
+    client.request(1, f"{prefix}/injected")
+    client.request(3, f"{prefix}/long")
+    client.request(5, f"{prefix}/short")
+    client.request(7, f"{prefix}/ok")
+    statuses: dict[int, bytes] = {}
+    reset: dict[int, int] = {}
+    ended: set[int] = set()
+    headers: dict[int, dict[bytes, bytes]] = {}
+    for event in client.events():
+        if isinstance(event, h2.events.ResponseReceived):
+            headers[event.stream_id] = dict(event.headers)
+            statuses[event.stream_id] = headers[event.stream_id][b":status"]
+        elif isinstance(event, h2.events.StreamReset):
+            reset[event.stream_id] = event.error_code
+        elif isinstance(event, h2.events.StreamEnded):
+            ended.add(event.stream_id)
+        if len(ended) + len(reset) == 4:
+            break
+    client.sock.close()
+    assert statuses[1] == b"500" and 1 in ended and b"x-note" not in headers[1]
+    assert reset == {3: h2.errors.ErrorCodes.INTERNAL_ERROR, 5: h2.errors.ErrorCodes.INTERNAL_ERROR}
+    assert statuses[7] == b"200" and 7 in ended  # the connection and its other streams go on
+
+
+def test_http2_data_after_an_early_answer_leaves_the_connection_working(
+    tls: HelloProcess, certs: Certs
+) -> None:
+    """Hypercorn's issue #329: DATA for a stream already answered raised KeyError in the
+    connection's task, ending every stream on it."""
+    client = H2Client(tls, certs)
+    headers = [(":method", "POST"), (":path", "/"), (":scheme", "https")]
+    client.conn.send_headers(1, [*headers, (":authority", "localhost")], end_stream=False)
+    client.flush()
+    answered = next(e for e in client.events() if isinstance(e, h2.events.ResponseReceived))
+    assert dict(answered.headers)[b":status"] == b"405"  # the index page takes GET and HEAD
+    for _ in range(3):
+        client.conn.send_data(1, b"x" * 1000)
+    client.conn.end_stream(1)
+    client.request(3, "/a/ok")
+    statuses, bodies = client.read_all([3])
+    client.sock.close()
+    assert statuses[3] == b"200" and bodies[3] == b"ok"
+    assert "Traceback" not in tls.stderr
+
+
+def test_http2_oversized_head_gets_431_not_a_reset(tls: HelloProcess, certs: Certs) -> None:
+    """200 KB of headers: 431, which says what is wrong, not REFUSED_STREAM, which would tell
+    the client to retry. (curl itself refuses to send a header block over 64 KiB.)"""
+    client = H2Client(tls, certs)
+    client.request(1, "/", ("x-big", "x" * 200_000))
+    statuses, _ = client.read_all([1])
+    client.sock.close()
+    assert statuses == {1: b"431"}
+
+
+def test_the_log_holds_no_exception(plain: HelloProcess, tls: HelloProcess) -> None:
+    """Run last in this module: whatever the tests above sent, no connection task died."""
+    for server in (plain, tls):
+        assert "Traceback" not in server.stderr and "Error in ASGI" not in server.stderr
