@@ -95,6 +95,8 @@ class H1Protocol:
         self.flow = asyncio.Event()  # reading may go on (see _blocked)
         self.reading: Reading | None = None  # while the connection is read in data_received
         self.refused = False  # a 400 or 431 is on its way: the rest is not parsed
+        self.refusal: int | None = None  # ...sent after the requests parsed before it
+        self.final_parsed = False  # a request that ends the connection was parsed
         self.hand_over_due = False
         self.parsing: Cycle | None = None  # the cycle whose request is being parsed
         self.queue: deque[Cycle] = deque()  # parsed heads waiting for the current cycle
@@ -185,13 +187,17 @@ class H1Protocol:
                 self._must_hand_over()
             else:
                 self._refuse_soon(400)
+                self._start_next()
             return
         except httptools.HttpParserError as error:
             refused = error.__context__  # raised by a callback below, if one refused
-            if self._not_http1():
+            if self.final_parsed:
+                self.refused = True  # bytes after a request that ends the connection: ignored
+            elif self._not_http1():
                 self._refuse_soon(0)
             else:
                 self._refuse_soon(refused.status if isinstance(refused, _Refused) else 400)
+            self._start_next()
             return
         if self.in_head:
             self.head_size += len(data)  # an unfinished head, counted by what arrived
@@ -235,8 +241,13 @@ class H1Protocol:
         reading.to_stream(replay)
 
     def _refuse_soon(self, status: int) -> None:
+        """Stop parsing; answer ``status`` and close, once the requests parsed before the bad
+        one are answered (at once if the bad bytes came within a request's body)."""
         self.refused = True
-        self.task_group.spawn(self._refuse, status)
+        if self.parsing is not None or (self.cycle is None and not self.queue):
+            self.task_group.spawn(self._refuse, status)
+        else:
+            self.refusal = status
 
     async def _hand_over(self) -> None:
         assert self.prefix is not None and self.fallback is not None
@@ -290,21 +301,28 @@ class H1Protocol:
         self.queue.append(cycle)
 
     def _check_head(self) -> None:
-        """RFC 9112's rules that llhttp leaves to the server: one Host (none is allowed only
-        in HTTP/1.0, 3.2), and no transfer coding but chunked, the one hello decodes (6.1:
-        501). llhttp in its strict mode already refuses the rest: obs-fold, NUL and other
-        control characters, two Content-Lengths, Transfer-Encoding beside Content-Length or
-        not ending in chunked."""
+        """RFC 9112's rules that llhttp leaves to the server: a request line that ends in its
+        version (llhttp takes one without as HTTP/0.9), one Host (none is allowed only in
+        HTTP/1.0, 3.2), one Transfer-Encoding, with no coding but chunked, the one hello
+        decodes (6.1: 501).
+        llhttp in its strict mode already refuses the rest: obs-fold, NUL and other control
+        characters, two Content-Lengths, Transfer-Encoding beside Content-Length or not
+        ending in chunked."""
         hosts = 0
-        coding = None
+        codings = []
         for name, value in self.headers:
             if name == b"host":
                 hosts += 1
             elif name == b"transfer-encoding":
-                coding = value
-        if hosts > 1 or (hosts == 0 and self.parser.get_http_version() != "1.0"):
+                codings.append(value)
+        version = self.parser.get_http_version()
+        if version not in ("1.0", "1.1"):  # llhttp reads a line without one as HTTP/0.9
             raise _Refused(400)
-        if coding is not None and coding.strip().lower() != b"chunked":
+        if hosts > 1 or (hosts == 0 and version == "1.1"):
+            raise _Refused(400)
+        if len(codings) > 1:  # llhttp joins them, and judges only the last
+            raise _Refused(400)
+        if codings and codings[0].strip().lower() != b"chunked":
             raise _Refused(501)
 
     def on_body(self, body: bytes) -> None:
@@ -316,6 +334,7 @@ class H1Protocol:
         if cycle is not None:
             cycle.more_body = False
             cycle.arrived.set()
+            self.final_parsed = not cycle.keep_alive
         self.parsing = None
         self.unblocked()
 
@@ -362,6 +381,8 @@ class H1Protocol:
             return
         if self.queue:
             self._start_next()
+        elif self.refusal is not None:
+            await self._refuse(self.refusal)
         else:
             self.idle_since = self.loop.time()
             if self.idle_timer is None:
