@@ -159,7 +159,7 @@ def test_a_stream_ends_while_the_sending_task_waits_on_its_last_chunk(
     apps' own tasks, stays just under TLS's high water. Then two tails of 32 KiB each, queued
     for the sending task, which takes them in frames of 20,000 bytes, turn about; the last
     frame (under Hypercorn's low water, so its app may go on) brings what is due past
-    protocols.py's high water: written at once, it passes TLS's too, and the task waits for
+    wire/h2.py's high water: written at once, it passes TLS's too, and the task waits for
     the client while that app sends its end."""
     fill, frame = 8 * 1024 * 1024, 20000
     pad = (asyncio.constants.FLOW_CONTROL_HIGH_WATER_SSL_WRITE - 32) * 1024  # uvloop's too
@@ -235,7 +235,7 @@ def test_a_response_is_queued_only_as_fast_as_the_client_takes_it(
 
 def test_the_idle_timer_is_restarted_and_stopped_without_waiting_on_the_loop() -> None:
     """Each request of an HTTP/2 batch stops the idle timer, and a connection going idle
-    restarts it: neither may wait for a turn of the loop (see guard.IdleTimer). The timers
+    restarts it: neither may wait for a turn of the loop (see wire.tcp.IdleTimer). The timers
     cancelled on the way never act."""
     acted: list[int] = []
     turns: list[int] = []
