@@ -4,6 +4,7 @@ rules, HTTP/2 after an early answer, an invalid h2c preface, and install() itsel
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,6 +253,19 @@ def test_http2_oversized_head_gets_431_not_a_reset(tls: HelloProcess, certs: Cer
     statuses, _ = client.read_all([1])
     client.sock.close()
     assert statuses == {1: b"431"}
+
+
+def test_requests_before_a_bad_one_are_answered_first(plain: HelloProcess) -> None:
+    good = b"GET /a/ok HTTP/1.1\r\nHost: a\r\n\r\n"
+    answer, closed = exchange(plain, good + good + b"GET /a/ok HTTP/1.1\r\n\r\n")
+    assert closed
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [b"200", b"200", b"400"]
+
+
+def test_bytes_after_a_request_that_ends_the_connection_are_ignored(plain: HelloProcess) -> None:
+    answer, closed = exchange(plain, b"GET /a/ok HTTP/1.0\r\n\r\n" + b"\x00garbage\r\n\r\n")
+    assert closed
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [b"200"]
 
 
 def test_the_log_holds_no_exception(plain: HelloProcess, tls: HelloProcess) -> None:

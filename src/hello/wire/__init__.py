@@ -1,6 +1,7 @@
 """The wire: every protocol hello speaks, and every change it makes to Hypercorn and asyncio.
 
-- ``h1``, ``h1_cycle``, ``reading``: HTTP/1.1 on httptools (llhttp), read in ``data_received``.
+- ``h1``, ``h1_cycle``, ``reading``: HTTP/1.1 on httptools (llhttp), read in ``data_received``;
+  ``h1_rules``: what RFC 9112 asks of a request beyond what llhttp checks.
 - ``h11``: Hypercorn's h11 protocol, where h1 hands a connection over (Upgrade, h2c).
 - ``h2``, ``h2_headers``: HTTP/2, Hypercorn's protocol on h2, fixed and made lighter.
 - ``quic``: HTTP/3's UDP server, stopped promptly at shutdown.

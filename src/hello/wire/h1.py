@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -33,6 +32,7 @@ from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerConte
 
 from hello.heads import ResponseError
 from hello.wire.h1_cycle import REASONS, Cycle
+from hello.wire.h1_rules import H2_PROTOCOL_ERROR, Refused, check_request, not_http1
 from hello.wire.reading import Meter, Reading
 
 log = logging.getLogger("hello")
@@ -42,13 +42,6 @@ WRITE_HIGH_WATER = 64 * 1024  # bytes queued on the transport before a write wai
 PIPELINE_LIMIT = 16  # parsed requests waiting on one connection before reading pauses
 IDLE_CHECK = 0.5  # seconds between looks at an idle keep-alive connection
 DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection may still send one more request
-# An invalid HTTP/2 connection preface: the server's preface (an empty SETTINGS frame), then
-# GOAWAY with PROTOCOL_ERROR for last stream 0.
-H2_SETTINGS = bytes.fromhex("000000 04 00 00000000")  # length 0, type SETTINGS, stream 0
-H2_GOAWAY = bytes.fromhex("000008 07 00 00000000 00000000 00000001")  # last 0, PROTOCOL_ERROR
-H2_PROTOCOL_ERROR = H2_SETTINGS + H2_GOAWAY
-MAX_REQUEST_LINE = 8192  # bytes of a first request line looked at for its version
-_HTTP1_VERSION = re.compile(rb" HTTP/1\b")
 Fallback = Callable[[], Any]  # builds Hypercorn's h11 protocol for this connection
 
 
@@ -187,7 +180,8 @@ class H1Protocol:
                 self._must_hand_over()
             else:
                 self._refuse_soon(400)
-                self._start_next()
+                if self.refusal is not None:
+                    self._start_next()
             return
         except httptools.HttpParserError as error:
             refused = error.__context__  # raised by a callback below, if one refused
@@ -196,8 +190,9 @@ class H1Protocol:
             elif self._not_http1():
                 self._refuse_soon(0)
             else:
-                self._refuse_soon(refused.status if isinstance(refused, _Refused) else 400)
-            self._start_next()
+                self._refuse_soon(refused.status if isinstance(refused, Refused) else 400)
+            if self.refusal is not None or self.final_parsed:
+                self._start_next()  # the requests before the bad bytes are answered first
             return
         if self.in_head:
             self.head_size += len(data)  # an unfinished head, counted by what arrived
@@ -274,10 +269,10 @@ class H1Protocol:
     def on_headers_complete(self) -> None:
         self.in_head = False
         if self.head_size > self.config.h11_max_incomplete_size:
-            raise _Refused(431)
+            raise Refused(431)
         if self.parser.should_upgrade():
             return  # feed_data raises HttpParserUpgrade next
-        self._check_head()
+        check_request(self.parser.get_http_version(), self.headers)
         path, _, query = bytes(self.url).partition(b"?")
         scope: dict[str, Any] = {
             "type": "http",
@@ -299,31 +294,6 @@ class H1Protocol:
         cycle.expect_continue = (b"expect", b"100-continue") in self.headers
         self.parsing = cycle
         self.queue.append(cycle)
-
-    def _check_head(self) -> None:
-        """RFC 9112's rules that llhttp leaves to the server: a request line that ends in its
-        version (llhttp takes one without as HTTP/0.9), one Host (none is allowed only in
-        HTTP/1.0, 3.2), one Transfer-Encoding, with no coding but chunked, the one hello
-        decodes (6.1: 501).
-        llhttp in its strict mode already refuses the rest: obs-fold, NUL and other control
-        characters, two Content-Lengths, Transfer-Encoding beside Content-Length or not
-        ending in chunked."""
-        hosts = 0
-        codings = []
-        for name, value in self.headers:
-            if name == b"host":
-                hosts += 1
-            elif name == b"transfer-encoding":
-                codings.append(value)
-        version = self.parser.get_http_version()
-        if version not in ("1.0", "1.1"):  # llhttp reads a line without one as HTTP/0.9
-            raise _Refused(400)
-        if hosts > 1 or (hosts == 0 and version == "1.1"):
-            raise _Refused(400)
-        if len(codings) > 1:  # llhttp joins them, and judges only the last
-            raise _Refused(400)
-        if codings and codings[0].strip().lower() != b"chunked":
-            raise _Refused(501)
 
     def on_body(self, body: bytes) -> None:
         if self.parsing is not None:
@@ -427,13 +397,8 @@ class H1Protocol:
             await self.handle(Closed())
 
     def _not_http1(self) -> bool:
-        """Whether a plain connection's first bytes, which failed to parse, are no HTTP/1.x
-        request line at all. On a port that speaks HTTP/1.1 and h2c, the client then meant
-        HTTP/2 with prior knowledge and sent an invalid connection preface (RFC 9113 3.4)."""
-        if self.prefix is None or self.scheme != "http":
-            return False
-        line = bytes(self.prefix[:MAX_REQUEST_LINE]).partition(b"\n")[0]
-        return _HTTP1_VERSION.search(line) is None
+        """Whether this plain connection's first bytes are no HTTP/1.x (h1_rules.not_http1)."""
+        return self.prefix is not None and self.scheme == "http" and not_http1(bytes(self.prefix))
 
     async def _refuse(self, status: int) -> None:
         """Answer ``status`` (0: an invalid HTTP/2 preface, answered as HTTP/2 does) and close."""
@@ -462,15 +427,6 @@ class H1Protocol:
             if cycle is not None:
                 cycle.disconnected = True
                 cycle.arrived.set()
-
-
-class _Refused(Exception):
-    """Raised by a parser callback: the request is answered ``status`` and the connection
-    closed (httptools re-raises it as the context of an HttpParserCallbackError)."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 def _unquote(path: bytes) -> str:
