@@ -159,7 +159,11 @@ class HelloProcess:
 
 
 def run_hello(
-    args: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 30.0
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``hello ARGS`` to completion (for arguments that make it exit at once)."""
     return subprocess.run(
@@ -168,4 +172,5 @@ def run_hello(
         text=True,
         env=env,
         timeout=timeout,
+        cwd=cwd,
     )

@@ -205,7 +205,8 @@ def test_check_fails_when_a_page_fails() -> None:
         await send({"type": "http.response.body", "body": b"no"})
 
     lines: list[str] = []
-    assert asyncio.run(check._check(with_lifespan(broken), lines.append)) is False
+    good = check.SITE_PATHS, lambda status: status == 200
+    assert asyncio.run(check._check(with_lifespan(broken), *good, lines.append)) is False
     assert lines == ["GET / 500 (2 bytes)", "GET /legacy/ 500 (2 bytes)"]
 
 
@@ -233,7 +234,8 @@ def test_check_gives_an_app_watching_for_the_disconnect_no_more_requests() -> No
         await watcher
 
     lines: list[str] = []
-    assert asyncio.run(check._check(with_lifespan(watching), lines.append)) is True
+    good = check.SITE_PATHS, lambda status: status == 200
+    assert asyncio.run(check._check(with_lifespan(watching), *good, lines.append)) is True
     assert lines == ["GET / 200 (7 bytes)", "GET /legacy/ 200 (7 bytes)"]
     assert received == ["http.request", "http.disconnect"] * 2
 

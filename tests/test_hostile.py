@@ -202,8 +202,8 @@ def test_http2_responses_a_vanished_client_was_owed_end(certs: Certs, tmp_path: 
     flags += ["--metrics-bind", "127.0.0.1:0", "--access-log", "-"]
     server = HelloProcess(flags, env=clean_environ())
     try:
-        (line,) = server.wait_for_output("Metrics on http://")
-        metrics_url = line.split("Metrics on ")[1].strip() + "/metrics"
+        (line,) = server.wait_for_output("Operations on http://")
+        metrics_url = line.split("Operations on ")[1].split(": ")[0] + "/metrics"
         context = certs.client_context()
         context.set_alpn_protocols(["h2"])
         with (

@@ -197,14 +197,18 @@ def test_metrics_on_their_own_listener(certs: Certs, workers: str) -> None:
         ],
         env=clean_environ(),
     )
-    (line,) = server.wait_for_output("Metrics on http://")
-    metrics_port = urlsplit(line.split("Metrics on ")[1].strip()).port
+    (line,) = server.wait_for_output("Operations on http://")
+    metrics_port = urlsplit(line.split("Operations on ")[1].split(": ")[0]).port
     try:
         with httpx.Client(http2=True, verify=certs.client_context()) as client:
             for _ in range(3):
                 assert client.get(server.url + "/legacy/").status_code == 200
             assert client.get(server.url + "/metrics").status_code == 404  # never public
         families = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+        for probe, answer in (("healthz", "ok\n"), ("readyz", "ready\n")):
+            response = httpx.get(f"http://127.0.0.1:{metrics_port}/{probe}")
+            assert (response.status_code, response.text) == (200, answer)
+            assert response.headers["cache-control"] == "no-store"
         requests = {
             (s.labels["route"], s.labels["status"], s.labels["protocol"]): s.value
             for s in families["hello_requests"].samples

@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for option in config.options():
         default = option.default
+        if option.positional:
+            help = f"{option.help} (${option.env})"
+            parser.add_argument(option.name, metavar=option.metavar, nargs="?", help=help)
+            continue
         shown = " ".join(default) if isinstance(default, tuple) else default
         if option.parse is config.parse_bool:
             parser.add_argument(
@@ -80,25 +84,40 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> config.Settings:
     return _parse(argv, environ)[0]
 
 
-def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[config.Settings, bool]:
+def _parse(
+    argv: Sequence[str], environ: Mapping[str, str], packed_app: str | None = None
+) -> tuple[config.Settings, bool]:
     namespace = vars(build_parser().parse_args(argv))
     config_file: Path | None = namespace.pop("config", None)
     check: bool = namespace.pop("check", False)
     flags: dict[str, Any] = namespace
-    return config.load(flags=flags, environ=environ, config_file=config_file), check
+    if flags.get("app", "") is None:
+        del flags["app"]  # argparse's None for an absent APP: not a value the user gave
+    defaults = {"app": (packed_app, PACKED_SOURCE)} if packed_app else {}
+    settings = config.load(flags=flags, environ=environ, config_file=config_file, defaults=defaults)
+    return settings, check
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run hello with ``argv`` (default: the process's own arguments); return the exit code."""
+PACKED_SOURCE = "the packed APP"
+
+
+def main(argv: Sequence[str] | None = None, packed_app: str | None = None) -> int:
+    """Run hello with ``argv`` (default: the process's own arguments); return the exit code.
+
+    ``packed_app`` is the APP a file made by ``hello pack`` serves unless told otherwise."""
     from hello.server import check, run  # imported late: --help and bad flags stay fast
 
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["pack"]:
+        from hello.pack import main as pack_main
+
+        return pack_main(arguments[1:])
     try:
-        arguments = sys.argv[1:] if argv is None else list(argv)
-        settings, checking = _parse(arguments, os.environ)
+        settings, checking = _parse(arguments, os.environ, packed_app)
         if checking:
             return 0 if check.run_check(settings) else 1
         # SIGHUP reads the same arguments, the environment and the config file once more.
-        run.run(settings, reread=lambda: parse(arguments, os.environ))
+        run.run(settings, reread=lambda: _parse(arguments, os.environ, packed_app)[0])
     except HelloError as error:
         detail = getattr(error, "detail", None)
         if detail:  # the user's own traceback, e.g. from a --mount module that failed
@@ -113,3 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def main_entry() -> NoReturn:
     """The ``hello`` console script."""
     raise SystemExit(main())
+
+
+def packed_entry(app: str) -> NoReturn:
+    """The entry point of a file made by ``hello pack``: hello, with ``app`` as its APP."""
+    raise SystemExit(main(packed_app=app))

@@ -9,12 +9,14 @@ from hello.config.parsers import (
     DEFAULT_BIND,
     LETS_ENCRYPT,
     LETS_ENCRYPT_STAGING,
+    AppSpec,
     MountSpec,
     parse_bool,
 )
 from hello.config.schema import CONFIG_ENV, ENV_PREFIX, Option, Settings, options
 
 __all__ = [
+    "AppSpec",
     "CONFIG_ENV",
     "DEFAULT_BIND",
     "ENV_PREFIX",

@@ -14,6 +14,7 @@ def check(settings: Settings) -> None:
             named = [settings.source(n) for n in ("static", "mount") if getattr(settings, n)]
             raise ConfigError(f"{' and '.join(named)}: prefix {prefix} is given twice")
     _check_acme(settings)
+    _check_reload(settings)
     if settings.quic_bind and not (settings.certfile or settings.keyfile or settings.acme):
         raise ConfigError(
             f"{settings.describe('quic_bind')}: HTTP/3 needs TLS; set --certfile and --keyfile"
@@ -54,3 +55,13 @@ def _check_acme(settings: Settings) -> None:
     for name in ("acme_email", "acme_ca_bundle", "acme_renew_days"):
         if settings.source(name) != "default" and not settings.acme:
             raise ConfigError(f"{settings.describe(name)} is only used with --acme-domain")
+
+
+def _check_reload(settings: Settings) -> None:
+    if settings.reload and settings.workers > 1:
+        raise ConfigError(
+            f"{settings.describe('reload')} with {settings.describe('workers')}: reloading "
+            "restarts one serving process; use --workers 1 in development"
+        )
+    if settings.reload_dir and not settings.reload:
+        raise ConfigError(f"{settings.describe('reload_dir')} is only used with --reload")

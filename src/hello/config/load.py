@@ -17,17 +17,23 @@ def load(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    defaults: Mapping[str, tuple[Any, str]] | None = None,
 ) -> Settings:
     """Build Settings from defaults < ``config_file`` < HELLO_* in ``environ`` < ``flags``.
 
     ``flags`` maps option names to what the command line gave: a string, or a list of strings
-    for repeatable options. ``config_file`` falls back to ``$HELLO_CONFIG``.
+    for repeatable options. ``config_file`` falls back to ``$HELLO_CONFIG``. ``defaults``
+    replaces built-in defaults: name to (raw value, where it came from).
     """
     environ = environ or {}
     flags = flags or {}
     schema = {option.name: option for option in options()}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+
+    for name, (raw, where) in (defaults or {}).items():
+        values[name] = _parse(schema[name], raw, where)
+        sources[name] = where
 
     if config_file is None and environ.get(CONFIG_ENV):
         config_file = Path(environ[CONFIG_ENV])

@@ -121,21 +121,45 @@ def parse_static(text: str) -> tuple[str, Path]:
     return prefix, path
 
 
-_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?$")
 MOUNT_KINDS = ("auto", "wsgi", "asgi")
 
 
 @dataclass(frozen=True)
-class MountSpec:
-    """``--mount PREFIX=[wsgi:|asgi:]MODULE:ATTR``: an app to import and serve under PREFIX."""
+class AppSpec:
+    """``[wsgi:|asgi:]MODULE:ATTR``, or ``MODULE:FACTORY()``: an app to import (and call)."""
 
-    prefix: str
-    target: str  # MODULE:ATTR
+    target: str  # MODULE:ATTR, without the parentheses
     kind: str = "auto"
+    factory: bool = False  # ATTR is called, with no arguments, to make the app
 
     def __str__(self) -> str:
         kind = "" if self.kind == "auto" else f"{self.kind}:"
-        return f"{self.prefix}={kind}{self.target}"
+        return f"{kind}{self.target}{'()' if self.factory else ''}"
+
+
+@dataclass(frozen=True)
+class MountSpec(AppSpec):
+    """``--mount PREFIX=[wsgi:|asgi:]MODULE:ATTR``: an app to import and serve under PREFIX."""
+
+    prefix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.prefix}={AppSpec.__str__(self)}"
+
+
+def parse_app(text: str) -> AppSpec:
+    """``MODULE:ATTR``, ``MODULE:FACTORY()``, with ``wsgi:`` or ``asgi:`` to force the kind."""
+    kind = "auto"
+    head, colon, rest = text.partition(":")
+    if colon and head in MOUNT_KINDS:
+        kind, text = head, rest
+    if not _TARGET.match(text):
+        raise ValueError(
+            f"{text!r} is not MODULE:ATTR or MODULE:FACTORY(), e.g. mysite.wsgi:application"
+        )
+    factory = text.endswith("()")
+    return AppSpec(text.removesuffix("()"), kind, factory)
 
 
 def parse_mount(text: str) -> MountSpec:
@@ -143,13 +167,16 @@ def parse_mount(text: str) -> MountSpec:
     if not equals:
         raise ValueError("expected PREFIX=MODULE:ATTR, e.g. /blog=mysite.wsgi:application")
     _check_prefix(prefix)
-    kind = "auto"
-    head, colon, rest = target.partition(":")
-    if colon and head in MOUNT_KINDS:
-        kind, target = head, rest
-    if not _TARGET.match(target):
-        raise ValueError(f"{target!r} is not MODULE:ATTR, e.g. mysite.wsgi:application")
-    return MountSpec(prefix, target, kind)
+    app = parse_app(target)
+    return MountSpec(app.target, app.kind, app.factory, prefix)
+
+
+def parse_health_prefix(text: str) -> str:
+    """``auto``, ``none``, ``/`` or a prefix such as ``/-`` (giving /-/healthz, /-/readyz)."""
+    if text in ("auto", "none", "/"):
+        return text
+    _check_prefix(text)
+    return text
 
 
 def _check_prefix(prefix: str) -> None:

@@ -13,10 +13,12 @@ from hello.config.parsers import (
     DEFAULT_BIND,
     LETS_ENCRYPT,
     LOG_LEVELS,
+    AppSpec,
     MountSpec,
     Parser,
     default_state_dir,
     parse_acme_directory,
+    parse_app,
     parse_bind,
     parse_bool,
     parse_count,
@@ -26,6 +28,7 @@ from hello.config.parsers import (
     parse_email,
     parse_existing_file,
     parse_header_text,
+    parse_health_prefix,
     parse_host_port,
     parse_log_format,
     parse_log_level,
@@ -55,20 +58,28 @@ class Option:
     metavar: str
     repeatable: bool
     default: Any
+    positional: bool = False
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.metavar if self.positional else "--" + self.name.replace("_", "-")
 
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
 
-def _option(help: str, parse: Parser, metavar: str, default: Any, repeatable: bool = False) -> Any:
+def _option(
+    help: str,
+    parse: Parser,
+    metavar: str,
+    default: Any,
+    repeatable: bool = False,
+    positional: bool = False,
+) -> Any:
     return field(
         default=default,
-        metadata={"option": (help, parse, metavar, repeatable)},
+        metadata={"option": (help, parse, metavar, repeatable, positional)},
     )
 
 
@@ -79,6 +90,15 @@ def _option(help: str, parse: Parser, metavar: str, default: Any, repeatable: bo
 class Settings:
     """Everything hello needs to run, validated; ``sources`` says where each value came from."""
 
+    app: AppSpec | None = _option(
+        "the WSGI or ASGI app to serve at the root: MODULE:ATTR, or MODULE:FACTORY() to call "
+        "a factory; wsgi: or asgi: before MODULE overrides the detection. It owns every path "
+        "but those of --static and --mount; without it, hello serves its bundled site",
+        parse_app,
+        "APP",
+        None,
+        positional=True,
+    )
     bind: tuple[str, ...] = _option(
         "address to listen on: HOST:PORT, [IPv6]:PORT, unix:/path or fd://N (repeatable); "
         "TLS on every bind when --certfile and --keyfile are given",
@@ -240,8 +260,8 @@ class Settings:
         "hello",
     )
     max_body_size: int = _option(
-        "largest request body the legacy WSGI app accepts (bytes, or 64KiB, 16MiB...); "
-        "larger gets 413",
+        "largest request body a WSGI app (APP, /legacy, a --mount) accepts (bytes, or 64KiB, "
+        "16MiB...); larger gets 413",
         parse_size,
         "SIZE",
         16 * 1024 * 1024,
@@ -275,18 +295,42 @@ class Settings:
         repeatable=True,
     )
     pythonpath: tuple[Path, ...] = _option(
-        "directory to put in front of the import path before --mount apps are imported "
-        "(repeatable)",
+        "directory to put in front of the import path before APP and --mount apps are "
+        "imported, ahead of the current directory (repeatable)",
         parse_directory,
         "DIR",
         (),
         repeatable=True,
     )
     wsgi_threads: int = _option(
-        "threads each WSGI app (/legacy and every WSGI --mount) may run requests on",
+        "threads each WSGI app (APP, /legacy and every WSGI --mount) may run requests on",
         parse_workers,
         "N",
         10,
+    )
+    health_prefix: str = _option(
+        "where the public listeners answer the probes PREFIX/healthz and PREFIX/readyz: a "
+        "prefix such as / or /-, or none; auto is / for the bundled site and none with an "
+        "APP, so they never shadow an app's routes (--metrics-bind always answers them)",
+        parse_health_prefix,
+        "PREFIX",
+        "auto",
+    )
+    reload: bool = _option(
+        "development: restart the serving process when a .py file changes under the current "
+        "directory, --pythonpath or --reload-dir, keeping the listening sockets (one worker; "
+        "needs the reload extra)",
+        parse_bool,
+        "BOOL",
+        False,
+    )
+    reload_dir: tuple[Path, ...] = _option(
+        "with --reload, watch this directory instead of the current directory and "
+        "--pythonpath (repeatable)",
+        parse_directory,
+        "DIR",
+        (),
+        repeatable=True,
     )
     time_file: Path | None = _option(
         "every second, also write the current time (ISO 8601) to FILE, atomically",
@@ -303,6 +347,16 @@ class Settings:
     @property
     def acme(self) -> bool:
         return bool(self.acme_domain)
+
+    @property
+    def health_path(self) -> str | None:
+        """The public probes' prefix with its trailing slash (``/``, ``/-/``), or None."""
+        prefix = self.health_prefix
+        if prefix == "auto":
+            prefix = "none" if self.app else "/"
+        if prefix == "none":
+            return None
+        return prefix.rstrip("/") + "/"
 
     def source(self, name: str) -> str:
         """Where the value of ``name`` came from: a flag, a variable, a file key or 'default'."""
@@ -329,6 +383,5 @@ def options() -> Iterator[Option]:
     for item in dataclasses.fields(Settings):
         if "option" not in item.metadata:
             continue
-        help, parse, metavar, repeatable = item.metadata["option"]
-        default = item.default
-        yield Option(item.name, help, parse, metavar, repeatable, default)
+        help, parse, metavar, repeatable, positional = item.metadata["option"]
+        yield Option(item.name, help, parse, metavar, repeatable, item.default, positional)

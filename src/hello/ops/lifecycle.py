@@ -1,17 +1,69 @@
-"""What the health endpoints report: has this process started serving, is it shutting down."""
+"""What the health endpoints report: has this process started serving, is it shutting down.
+
+Each serving process has a Lifecycle. Where a parent process answers the probes for its
+children (several workers, or --reload), they share a ``Board``: one byte a serving process,
+in memory shared across the fork, set while that process is ready.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ctypes
+import multiprocessing
+from typing import Any
+
+SLOTS = 4096  # serving processes alive at once, old generations included
 
 
-@dataclass
+class Board:
+    """Which of a parent's serving processes are ready, as each of them reports it."""
+
+    def __init__(self) -> None:
+        self.cells: Any = multiprocessing.RawArray(ctypes.c_ubyte, SLOTS)
+        self.taken: set[int] = set()
+
+    def claim(self) -> int:
+        """A free slot for a process about to be forked (in the parent)."""
+        slot = next(index for index in range(SLOTS) if index not in self.taken)
+        self.taken.add(slot)
+        self.cells[slot] = 0
+        return slot
+
+    def release(self, slot: int) -> None:
+        """The process in ``slot`` is gone (in the parent)."""
+        self.cells[slot] = 0
+        self.taken.discard(slot)
+
+    def any_ready(self) -> bool:
+        return any(self.cells[slot] for slot in self.taken)
+
+
 class Lifecycle:
-    """Shared by the server (which drains it) and the app (which reports it)."""
+    """Shared by the server (which drains it) and the probes (which report it)."""
 
-    started: bool = False
-    draining: bool = False
-    worker_index: int = 0  # 0 in the first worker (and when there is only one)
+    def __init__(self, board: Board | None = None, *, started: bool = False) -> None:
+        self._started = started
+        self._draining = False
+        self.worker_index = 0  # 0 in the first worker (and when there is only one)
+        self.board = board
+        self.slot = 0  # this process's cell of ``board``, set after the fork
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    @started.setter
+    def started(self, value: bool) -> None:
+        self._started = value
+        self._publish()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self._draining = value
+        self._publish()
 
     @property
     def primary(self) -> bool:
@@ -20,4 +72,8 @@ class Lifecycle:
 
     @property
     def ready(self) -> bool:
-        return self.started and not self.draining
+        return self._started and not self._draining
+
+    def _publish(self) -> None:
+        if self.board is not None:
+            self.board.cells[self.slot] = 1 if self.ready else 0

@@ -113,21 +113,6 @@ def multiprocess() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
-def start_listener(metrics: Metrics, host: str, port: int) -> None:
-    """Serve /metrics (any path, in fact) on host:port from a thread of this process."""
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    registry = metrics.registry
-    if multiprocess():
-        from prometheus_client import multiprocess as mp
-
-        registry = CollectorRegistry()
-        mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    server, _ = start_http_server(port, addr=host, registry=registry)
-    shown = f"[{host}]" if ":" in host else host
-    log.info("Metrics on http://%s:%d/metrics", shown, server.server_port)
-
-
 def process_gone(pid: int) -> None:
     if multiprocess():
         from prometheus_client import multiprocess as mp

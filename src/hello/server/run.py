@@ -24,12 +24,14 @@ from hello import wire
 from hello.asgi_types import ASGIApp
 from hello.config import Settings
 from hello.errors import ConfigError, StartupError
-from hello.ops.lifecycle import Lifecycle
-from hello.ops.metrics import Metrics, start_listener
+from hello.ops.lifecycle import Board, Lifecycle
+from hello.ops.listener import start_listener
+from hello.ops.metrics import Metrics
+from hello.server.reloader import Reloader, watched
 from hello.server.sockets import bind_sockets
 from hello.server.supervisor import Supervisor
 from hello.server.worker import Worker, serve, uvloop_module
-from hello.stack.build import OWN_ROUTES, build_app, route_prefixes
+from hello.stack.build import build_app, own_routes, route_prefixes
 from hello.stack.insecure import InsecureGate
 from hello.tls import create_ssl_context
 
@@ -40,18 +42,27 @@ def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> Non
     """Serve until told to stop. Raises ConfigError or StartupError before anything listens.
 
     With several workers, SIGHUP calls ``reread`` for fresh settings and replaces the workers
-    with ones built from them; a single process reloads its certificate instead."""
+    with ones built from them; a single process reloads its certificate instead. With
+    ``--reload`` this process only watches files: the app is built in the child that serves."""
     settings = _checked(settings)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload, once serving; never an exit
     wire.install()
     metrics = _metrics(settings)
-    lifecycle = Lifecycle()
+    board = Board()  # the serving processes' readiness, for the operations listener
+    if settings.reload:
+        sockets = bind_sockets(settings)
+        _start_operations(settings, metrics, board, sockets)
+        build = lambda: _built(settings, Lifecycle(board), sockets, metrics)  # noqa: E731
+        directories = watched(settings.reload_dir, settings.pythonpath)
+        Reloader(build, directories, board, settings.graceful_timeout).run()
+        return
+    lifecycle = Lifecycle(board)
     app = _app(settings, lifecycle, metrics)
     sockets = bind_sockets(settings)
-    if metrics is not None:
-        _start_metrics(settings, metrics, sockets)
+    _start_operations(settings, metrics, board, sockets)
     worker = Worker(settings, _gated(settings, app, sockets), lifecycle, sockets, metrics)
     if settings.workers == 1:
+        lifecycle.slot = board.claim()
         serve(worker)
     else:
         Supervisor(worker, (lambda: _rebuilt(worker, reread())) if reread else None).run()
@@ -83,6 +94,13 @@ def _gated(settings: Settings, app: ASGIApp, sockets: Sockets) -> ASGIApp:
     return _insecure_gate(settings, app, sockets) if settings.insecure_bind else app
 
 
+def _built(
+    settings: Settings, lifecycle: Lifecycle, sockets: Sockets, metrics: Metrics | None
+) -> Worker:
+    app = _gated(settings, _app(settings, lifecycle, metrics), sockets)
+    return Worker(settings, app, lifecycle, sockets, metrics)
+
+
 RESTART_ONLY = ("bind", "insecure_bind", "quic_bind", "metrics_bind")
 
 
@@ -92,9 +110,7 @@ def _rebuilt(current: Worker, fresh: Settings) -> Worker:
     for name in RESTART_ONLY:
         if getattr(fresh, name) != getattr(current.settings, name):
             log.warning("%s changed; listeners change only on a restart", fresh.describe(name))
-    lifecycle = Lifecycle()
-    app = _gated(fresh, _app(fresh, lifecycle, current.metrics), current.sockets)
-    return Worker(fresh, app, lifecycle, current.sockets, current.metrics)
+    return _built(fresh, Lifecycle(current.lifecycle.board), current.sockets, current.metrics)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -170,14 +186,17 @@ def _metrics(settings: Settings) -> Metrics | None:
         directory = tempfile.mkdtemp(prefix="hello-metrics-")
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    return Metrics(route_prefixes(settings), OWN_ROUTES)
+    return Metrics(route_prefixes(settings), own_routes(settings))
 
 
-def _start_metrics(settings: Settings, metrics: Metrics, sockets: Sockets) -> None:
-    assert settings.metrics_bind is not None
+def _start_operations(
+    settings: Settings, metrics: Metrics | None, board: Board, sockets: Sockets
+) -> None:
+    if settings.metrics_bind is None or metrics is None:
+        return
     host, _, port = settings.metrics_bind.rpartition(":")
     try:
-        start_listener(metrics, host.strip("[]"), int(port))
+        start_listener(metrics, board, host.strip("[]"), int(port))
     except OSError as error:
         for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
             sock.close()

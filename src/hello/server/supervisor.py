@@ -43,6 +43,7 @@ class Supervisor:
         self.context = multiprocessing.get_context("fork")
         self.workers: list[BaseProcess] = []
         self.retiring: list[BaseProcess] = []
+        self.slots: dict[BaseProcess, int] = {}  # each worker's cell of the readiness board
         self.stopping = False
         self.wake_read, self.wake_write = os.pipe()  # signal handlers write here
         os.set_blocking(self.wake_write, False)
@@ -80,19 +81,35 @@ class Supervisor:
             name = f"hello-worker-{index}"
             if name in taken or self.stopping:
                 continue
+            slot = self._board_claim()
             worker = self.context.Process(
-                target=self._work, args=(self.worker, index), name=name, daemon=True
+                target=self._work, args=(self.worker, index, slot), name=name, daemon=True
             )
             worker.start()
+            self.slots[worker] = slot
             self.workers.append(worker)
 
-    def _work(self, worker: Worker, index: int) -> None:
+    def _board_claim(self) -> int:
+        board = self.worker.lifecycle.board
+        return board.claim() if board is not None else 0
+
+    def _gone(self, worker: BaseProcess) -> None:
+        """Bookkeeping for a worker that has exited: its metrics files, its readiness."""
+        board = self.worker.lifecycle.board
+        slot = self.slots.pop(worker, None)
+        if board is not None and slot is not None:
+            board.release(slot)
+        if worker.pid is not None:
+            process_gone(worker.pid)
+
+    def _work(self, worker: Worker, index: int, slot: int) -> None:
         os.close(self.wake_read)
         os.close(self.wake_write)
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop handles it
         worker.lifecycle.worker_index = index  # this process's own copy, after the fork
+        worker.lifecycle.slot = slot
         serve(worker)
 
     def _replace(self) -> None:
@@ -125,13 +142,11 @@ class Supervisor:
             log.info(
                 "worker %s finished after the reload (exit code %s)", worker.pid, worker.exitcode
             )
-            if worker.pid is not None:
-                process_gone(worker.pid)
+            self._gone(worker)
         for worker in [worker for worker in self.workers if not worker.is_alive()]:
             worker.join()
             self.workers.remove(worker)
-            if worker.pid is not None:
-                process_gone(worker.pid)
+            self._gone(worker)
             if not expected:
                 if self.worker.metrics is not None:
                     self.worker.metrics.worker_restarts.inc()

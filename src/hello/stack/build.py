@@ -1,85 +1,135 @@
-"""The composed ASGI app: the index page, then mounts by prefix, then the Quart root app.
+"""The composed ASGI app, with only the layers the settings ask for.
 
-Mounts: ``/static`` (the bundled site), ``/legacy`` (the Flask app), every ``--static``
-directory and every ``--mount`` app. Static files are served below Quart, on the fast path;
-WSGI apps go through the buffering bridge; ASGI apps are called as they are, and their
-lifespans run with the server's.
+At the root: APP when one is given, else the bundled site (its index page, ``/static``, the
+Flask app at ``/legacy`` and the Quart app for the rest). Beside it, by prefix: every
+``--static`` directory and every ``--mount`` app. Static files are served below any framework,
+on the fast path; WSGI apps go through the buffering bridge; ASGI apps are called as they are,
+and their lifespans run with the server's.
+
+Around it, each only when needed: the probes (``--health-prefix``), the 431 check of HTTP/2
+and HTTP/3 heads, HSTS (TLS), request ids with the access log and metrics (``--access-log``,
+``--metrics-bind``). A user's app alone, on plain HTTP with neither log nor metrics, is called
+through the lifespan check and the head check only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 from hello.asgi_types import ASGIApp
 from hello.config import Settings
 from hello.errors import ConfigError
 from hello.files.serve import IndexPage, StaticFiles
-from hello.files.sources import BundledSite, DirectoryFiles
+from hello.files.sources import DirectoryFiles
 from hello.ops.lifecycle import Lifecycle
 from hello.ops.metrics import Metrics
-from hello.ops.tasks import Scheduler
-from hello.site import legacy, web
-from hello.site.clock import Clock
+from hello.stack.health import Health
+from hello.stack.hsts import Hsts
 from hello.stack.imports import extend_path, import_app
 from hello.stack.lifespan import LifespanGroup
 from hello.stack.limits import HeaderLimit
 from hello.stack.mounts import PrefixDispatcher, WSGIMount
-from hello.stack.observe import Observer, Watcher, access_logger
+from hello.stack.observe import Exchange, Observer, Watcher, access_logger
 
 LEGACY_PREFIX = "/legacy"
 STATIC_PREFIX = "/static"
-OWN_ROUTES = ("/hello", "/healthz", "/readyz", "/time")
+SITE_ROUTES = ("/hello", "/time")  # the bundled Quart app's own pages
 
 
 def route_prefixes(config: Settings) -> list[str]:
     """Every mount prefix ``config`` makes: the metrics' route groups."""
-    own = [LEGACY_PREFIX, STATIC_PREFIX]
+    own = [] if config.app else [LEGACY_PREFIX, STATIC_PREFIX]
     return own + [prefix for prefix, _ in config.static] + [m.prefix for m in config.mount]
+
+
+def own_routes(config: Settings) -> list[str]:
+    """Paths hello itself answers: the metrics' routes, which no mount may take."""
+    routes = [] if config.app else list(SITE_ROUTES)
+    if config.health_path is not None:
+        routes += [config.health_path + "healthz", config.health_path + "readyz"]
+    return routes
 
 
 def build_app(
     config: Settings, lifecycle: Lifecycle | None = None, metrics: Metrics | None = None
 ) -> ASGIApp:
-    site = BundledSite.load()
-    scheduler = Scheduler()
-    clock = Clock(scheduler, config.time_file)
-    quart = web.create_app(lifecycle or Lifecycle(), site.asset_path, scheduler, clock)
-    bundled = StaticFiles(site)
-    mounted: dict[str, ASGIApp] = {
-        LEGACY_PREFIX: _wsgi(legacy.create_app(), config, LEGACY_PREFIX, metrics),
-        STATIC_PREFIX: bundled,
-    }
+    lifecycle = lifecycle or Lifecycle()
+    taken = own_routes(config)
+    mounted: dict[str, ASGIApp] = {}
+    lifespans: list[tuple[str, ASGIApp]] = []
+    if config.app or config.mount:
+        extend_path(config.pythonpath)
+    if config.app is None:
+        root = _bundled_site(config, lifecycle, mounted, metrics)
+        lifespans.append(("hello", root))
+    else:
+        label = config.describe("app")
+        app, kind = import_app(config.app, label)
+        root = _wsgi(app, config, "APP", metrics) if kind == "wsgi" else cast(ASGIApp, app)
+        if kind == "asgi":
+            lifespans.append((str(config.app), root))
     for prefix, directory in config.static:
-        _claim(mounted, prefix, f"{config.source('static')} {prefix}={directory}")
+        _claim(mounted, taken, prefix, f"{config.source('static')} {prefix}={directory}")
         source = DirectoryFiles(
             directory,
             follow_symlinks=config.static_follow_symlinks,
             dotfiles=config.static_dotfiles,
         )
         mounted[prefix] = StaticFiles(source)
-    lifespans: list[tuple[str, ASGIApp]] = []
-    extend_path(config.pythonpath)
     for spec in config.mount:
         label = f"{config.source('mount')} {spec}"
-        _claim(mounted, spec.prefix, label)
+        _claim(mounted, taken, spec.prefix, label)
         app, kind = import_app(spec, label)
         if kind == "wsgi":
             mounted[spec.prefix] = _wsgi(app, config, spec.prefix, metrics)
         else:
             mounted[spec.prefix] = cast(ASGIApp, app)
-        if kind == "asgi":
             lifespans.append((spec.prefix, mounted[spec.prefix]))
-    composed = IndexPage(bundled, "index.html", PrefixDispatcher(cast(ASGIApp, quart), mounted))
-    log = None
-    if config.access_log:
-        try:
-            log = access_logger(config.access_log, config.log_format)
-        except OSError as error:
-            where = config.describe("access_log")
-            raise ConfigError(f"cannot open {where}: {error.strerror or error}") from None
+    composed = PrefixDispatcher(root, mounted) if mounted else root
+    if config.app is None:
+        composed = IndexPage(cast(StaticFiles, mounted[STATIC_PREFIX]), "index.html", composed)
+    composed = HeaderLimit(composed, config.max_header_size)
+    if config.health_path is not None:
+        composed = Health(composed, config.health_path, lifecycle)
+    if config.hsts_max_age and (config.tls or config.acme):
+        composed = Hsts(composed, config.hsts_max_age)
+    log = _access_log(config)
     watchers: list[Watcher] = [metrics] if metrics is not None else []
-    limited = HeaderLimit(composed, config.max_header_size)
-    return Observer(LifespanGroup(limited, lifespans), log, watchers, config.hsts_max_age)
+    if log is not None or watchers:
+        composed = Observer(composed, log, watchers)
+    return LifespanGroup(composed, lifespans, lifecycle)
+
+
+def _bundled_site(
+    config: Settings,
+    lifecycle: Lifecycle,
+    mounted: dict[str, ASGIApp],
+    metrics: Metrics | None,
+) -> ASGIApp:
+    """The bundled site's Quart app (its root), with /static and /legacy put in ``mounted``."""
+    from hello.files.sources import BundledSite
+    from hello.ops.tasks import Scheduler
+    from hello.site import legacy, web
+    from hello.site.clock import Clock
+
+    site = BundledSite.load()
+    scheduler = Scheduler()
+    clock = Clock(scheduler, config.time_file)
+    quart = cast(ASGIApp, web.create_app(lifecycle, site.asset_path, scheduler, clock))
+    mounted[LEGACY_PREFIX] = _wsgi(legacy.create_app(), config, LEGACY_PREFIX, metrics)
+    mounted[STATIC_PREFIX] = StaticFiles(site)
+    return quart
+
+
+def _access_log(config: Settings) -> Callable[[Exchange], None] | None:
+    if not config.access_log:
+        return None
+    try:
+        return access_logger(config.access_log, config.log_format)
+    except OSError as error:
+        where = config.describe("access_log")
+        raise ConfigError(f"cannot open {where}: {error.strerror or error}") from None
 
 
 def _wsgi(app: object, config: Settings, name: str, metrics: Metrics | None) -> ASGIApp:
@@ -92,6 +142,6 @@ def _wsgi(app: object, config: Settings, name: str, metrics: Metrics | None) -> 
     )
 
 
-def _claim(mounted: dict[str, ASGIApp], prefix: str, label: str) -> None:
-    if prefix in mounted or prefix in OWN_ROUTES:
+def _claim(mounted: dict[str, ASGIApp], taken: list[str], prefix: str, label: str) -> None:
+    if prefix in mounted or prefix in taken:
         raise ConfigError(f"{label}: {prefix} is already served by hello itself")

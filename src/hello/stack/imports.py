@@ -1,4 +1,4 @@
-"""Importing the apps of ``--mount PREFIX=MODULE:ATTR`` and telling WSGI from ASGI."""
+"""Importing APP and the apps of ``--mount``, calling factories, telling WSGI from ASGI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hello.config import MountSpec
+from hello.config import AppSpec
 from hello.errors import ConfigError
 
 
@@ -23,14 +23,16 @@ class AppImportError(ConfigError):
 
 
 def extend_path(directories: Sequence[Path]) -> None:
-    """Put ``--pythonpath`` directories in front of the import path, first given first."""
-    for directory in reversed(directories):
+    """Put ``--pythonpath`` directories, then the current directory, in front of the import
+    path, first given first: as uvicorn and gunicorn find ``mysite.wsgi`` where they run."""
+    for directory in reversed([*directories, Path.cwd()]):
         entry = str(directory.resolve())
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
+        if entry in sys.path:
+            sys.path.remove(entry)
+        sys.path.insert(0, entry)
 
 
-def import_app(spec: MountSpec, label: str) -> tuple[Any, str]:
+def import_app(spec: AppSpec, label: str) -> tuple[Any, str]:
     """The object ``spec`` names and its kind, "wsgi" or "asgi"; ConfigError if it cannot be."""
     module_name, _, attribute = spec.target.partition(":")
     try:
@@ -52,10 +54,16 @@ def import_app(spec: MountSpec, label: str) -> tuple[Any, str]:
             raise ConfigError(
                 f"{label}: module {module_name!r} has no attribute {attribute!r}"
             ) from None
+    if spec.factory:
+        if not callable(app):
+            raise ConfigError(f"{label}: {spec.target} is a {type(app).__name__}, not callable")
+        try:
+            app = app()
+        except Exception as error:
+            raise _import_failed(label, f"{spec.target}()", error, "calling") from None
     if not callable(app):
-        raise ConfigError(
-            f"{label}: {spec.target} is a {type(app).__name__}, not a WSGI or ASGI app"
-        )
+        made = f"{spec.target}() returned" if spec.factory else f"{spec.target} is"
+        raise ConfigError(f"{label}: {made} a {type(app).__name__}, not a WSGI or ASGI app")
     kind = spec.kind if spec.kind != "auto" else detect_kind(app)
     return app, kind
 
@@ -68,7 +76,9 @@ def detect_kind(app: Any) -> str:
     return "wsgi"
 
 
-def _import_failed(label: str, module_name: str, error: BaseException) -> AppImportError:
+def _import_failed(
+    label: str, name: str, error: BaseException, doing: str = "importing"
+) -> AppImportError:
     # Only the user's frames: those after the import machinery (ours and importlib's).
     stack = traceback.extract_tb(error.__traceback__)
     machinery = [i for i, frame in enumerate(stack) if "importlib" in frame.filename]
@@ -77,6 +87,6 @@ def _import_failed(label: str, module_name: str, error: BaseException) -> AppImp
     lines += traceback.format_exception_only(type(error), error)
     summary = traceback.format_exception_only(type(error), error)[-1].strip()
     return AppImportError(
-        f"{label}: importing {module_name!r} failed with {summary} (its traceback is above)",
+        f"{label}: {doing} {name!r} failed with {summary} (its traceback is above)",
         "".join(lines),
     )

@@ -1,9 +1,15 @@
 """One lifespan for several ASGI apps: the server's startup and shutdown reach every one.
 
-Mounted ASGI apps get their own lifespan events, startup before the server accepts requests
-and shutdown after it stops. An app that does not speak the lifespan protocol (it raises or
-returns at once, as Django's ASGIHandler does) is simply left out; one whose startup fails
-fails the whole start, with its message.
+The root app (APP, or the bundled Quart app) and every mounted ASGI app get their own lifespan
+events, startup before the server accepts requests and shutdown after it stops. An app that
+does not speak the lifespan protocol (it raises or returns at once, as Django's ASGIHandler
+does) is simply left out; one whose startup fails fails the whole start, with its message.
+Once every app has started, ``lifecycle.started`` is set and /readyz answers 200.
+
+The group is the stack's outermost layer, so it is also where a response the protocol refused
+(``heads.ResponseError``) ends: one ERROR line naming the app at fault, never a traceback. The
+protocol ends the exchange (a 500, or a close), as after any app that returns without a
+whole response.
 """
 
 from __future__ import annotations
@@ -13,23 +19,30 @@ import logging
 from collections.abc import Sequence
 
 from hello.asgi_types import ASGIApp, Message, Receive, Scope, Send
+from hello.heads import ResponseError
+from hello.ops.lifecycle import Lifecycle
 
 log = logging.getLogger("hello")
 
 
 class LifespanGroup:
-    """The ASGI app ``main``, whose lifespan also starts and stops ``others``."""
+    """``app`` for requests; for the lifespan, the lifespans of ``apps`` run together."""
 
-    def __init__(self, main: ASGIApp, others: Sequence[tuple[str, ASGIApp]]) -> None:
-        self.main = main
-        self.others = list(others)
+    def __init__(
+        self, app: ASGIApp, apps: Sequence[tuple[str, ASGIApp]], lifecycle: Lifecycle
+    ) -> None:
+        self.app = app
+        self.apps = list(apps)
+        self.lifecycle = lifecycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan" or not self.others:
-            await self.main(scope, receive, send)
+        if scope["type"] != "lifespan":
+            try:
+                await self.app(scope, receive, send)
+            except ResponseError as error:
+                log.error("%s %s: response refused: %s", scope.get("method"), scope["path"], error)
             return
-        children = [_Child(name, app, scope) for name, app in self.others]
-        children.append(_Child("hello", self.main, scope))
+        children = [_Child(name, app, scope) for name, app in self.apps]
         for phase, order in (("startup", children), ("shutdown", children[::-1])):
             message = await receive()
             assert message["type"] == f"lifespan.{phase}", message
@@ -39,6 +52,7 @@ class LifespanGroup:
                 for child in children:
                     child.cancel()
                 return
+            self.lifecycle.started = phase == "startup"
             await send({"type": f"lifespan.{phase}.complete"})
         for child in children:
             await child.finish()
@@ -56,7 +70,7 @@ class _Child:
 
     async def _run(self, app: ASGIApp, scope: Scope) -> None:
         try:
-            await app(dict(scope), self.inbox.get, self.outbox.put)
+            await app({**scope, "state": scope.get("state", {})}, self.inbox.get, self.outbox.put)
         except Exception as error:
             await self.outbox.put({"type": "hello.lifespan.raised", "error": repr(error)})
         else:

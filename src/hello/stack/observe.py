@@ -1,6 +1,7 @@
 """What every request leaves behind: a request id, an access log line, metrics.
 
-The outermost ASGI layer. It gives each HTTP request an id (the client's ``X-Request-ID`` when
+Present when the access log or the metrics are on (a user's app pays for neither otherwise). It
+gives each HTTP request an id (the client's ``X-Request-ID`` when
 it is a sane token, else a new one), echoes it in the response, and when the response is done
 writes one access log line (``text``, or ``json``: one object a line) and hands the figures
 to the metrics, if they are on. A response the protocol refused (``heads.ResponseError``) is
@@ -22,8 +23,6 @@ from typing import Protocol
 
 from hello.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from hello.heads import ResponseError
-
-server_log = logging.getLogger("hello")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 
@@ -107,17 +106,10 @@ class Observer:
         app: ASGIApp,
         log: Callable[[Exchange], None] | None,
         watchers: list[Watcher],
-        hsts_max_age: int = 0,
     ) -> None:
         self.app = app
         self.log = log
         self.watchers = watchers
-        # Sent on responses over TLS only: over plain HTTP the header is meaningless (RFC 6797).
-        self.tls_headers = (
-            [(b"strict-transport-security", f"max-age={hsts_max_age}".encode())]
-            if hsts_max_age
-            else []
-        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,7 +118,6 @@ class Observer:
         headers = {key: bytes(value) for key, value in scope["headers"]}
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        secure = scope.get("scheme") == "https"
         status = 0
         sent = 0
         started = time.time()
@@ -140,7 +131,6 @@ class Observer:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
-                    *(self.tls_headers if secure else ()),
                 ]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
@@ -151,13 +141,12 @@ class Observer:
         failed = False
         try:
             await self.app(scope, receive, observed_send)
-        except ResponseError as error:
+        except ResponseError:
             # The protocol refused the app's head or body (heads.py) and wrote none of what was
-            # wrong: one line for the operator; the protocol ends the exchange (a 500, or a
-            # close), as after any app that returns without a whole response.
+            # wrong; LifespanGroup, outside, logs it.
             failed = True
             status = 500
-            server_log.error("%s %s: response refused: %s", scope["method"], scope["path"], error)
+            raise
         except BaseException:
             failed = True
             raise

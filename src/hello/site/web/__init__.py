@@ -1,4 +1,4 @@
-"""The Quart root app: dynamic pages and health checks."""
+"""The Quart root app of the bundled site: its dynamic pages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from quart import Quart
 from hello.ops.lifecycle import Lifecycle
 from hello.ops.tasks import Scheduler
 from hello.site.clock import Clock
-from hello.site.web.health import create_health_blueprint
 from hello.site.web.pages import create_time_blueprint, pages
 
 
@@ -20,7 +19,7 @@ def create_app(
     scheduler: Scheduler,
     clock: Clock,
 ) -> Quart:
-    """The Quart app; ``lifecycle`` is marked started once the app has started serving.
+    """The Quart app; the scheduled tasks run in the primary worker (``lifecycle.primary``).
 
     Templates link bundled files with ``asset_url("style.css")``, which gives the
     fingerprinted URL (``/static/style.3f2a9c1e.css``) that may be cached for a year.
@@ -30,13 +29,11 @@ def create_app(
     app.jinja_loader = PackageLoader("hello.site.web", "templates")
     app.jinja_env.globals["asset_url"] = lambda name: "/static/" + asset_path(name)
     app.register_blueprint(pages)
-    app.register_blueprint(create_health_blueprint(lifecycle))
     app.register_blueprint(create_time_blueprint(clock))
 
     @app.before_serving
     async def _started() -> None:
         scheduler.start(primary=lifecycle.primary)
-        lifecycle.started = True
 
     @app.after_serving
     async def _stopped() -> None:

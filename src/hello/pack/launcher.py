@@ -1,4 +1,5 @@
-"""The ``__main__`` of hello.pyz: pick where shiv extracts, tidy up old builds, then bootstrap.
+"""The ``__main__`` of hello.pyz and of every ``hello pack`` file: pick where shiv extracts,
+tidy up old builds, then bootstrap.
 
 shiv extracts the bundled packages to ``$SHIV_ROOT`` or ``~/.shiv`` and fails when the home
 directory is missing or unwritable, as it is for service users. This launcher, run before
@@ -80,4 +81,5 @@ def main() -> None:
     _bootstrap.bootstrap()
 
 
-main()
+if __name__ == "__main__":
+    main()
