@@ -10,13 +10,14 @@ logs why and exits; the next change starts another.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import multiprocessing
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class Reloader:
                 log.info("%s: restarting", ", ".join(names))
                 self.hangup = False
                 self._stop_child()
+                _forget_bytecode(path for _, path in changed)
                 self._start()
             elif self.child is not None and not self.child.is_alive():
                 self._reap()
@@ -137,3 +139,15 @@ class Reloader:
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping.set()
+
+
+def _forget_bytecode(paths: Iterable[str]) -> None:
+    """Remove the cached byte code of changed modules. Python trusts a .pyc whose recorded
+    source size and modification second match, so an edit within the second that keeps the
+    size (one -> two) would otherwise be served as the old code."""
+    for path in paths:
+        if path.endswith(".py"):
+            try:
+                Path(importlib.util.cache_from_source(path)).unlink(missing_ok=True)
+            except (OSError, ValueError):
+                pass  # not ours to remove, or no cache: the import compiles afresh anyway
