@@ -3,10 +3,7 @@ projects, over HTTP/1.1, h2c and HTTP/2 over TLS; its probes; bad APPs."""
 
 from __future__ import annotations
 
-import re
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from wsproto.events import (
 
 from tests.conftest import Certs, clean_environ
 from tests.h2client import host_port
+from tests.projects import csrf_token, make_django_project
 from tests.support import HelloProcess, run_hello
 
 APPS = Path(__file__).parent / "apps"
@@ -116,21 +114,7 @@ def websocket_echo(server: HelloProcess, path: str, text: str) -> str:
 
 @pytest.fixture(scope="module")
 def django_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``django-admin startproject mysite``, made ready for production: DEBUG off, the
-    static files collected."""
-    directory = tmp_path_factory.mktemp("django")
-    subprocess.run(
-        [sys.executable, "-m", "django", "startproject", "mysite", str(directory)], check=True
-    )
-    settings = directory / "mysite" / "settings.py"
-    text = settings.read_text().replace("DEBUG = True", "DEBUG = False")
-    text = text.replace("ALLOWED_HOSTS = []", 'ALLOWED_HOSTS = ["127.0.0.1", "localhost"]')
-    settings.write_text(text + '\nSTATIC_ROOT = BASE_DIR / "staticfiles"\n')
-    environ = clean_environ() | {"DJANGO_SETTINGS_MODULE": "mysite.settings"}
-    manage = [sys.executable, "manage.py"]
-    for command in (["collectstatic", "--noinput"], ["migrate", "--noinput"]):
-        subprocess.run([*manage, *command], check=True, cwd=directory, env=environ, stdout=-3)
-    return directory
+    return make_django_project(tmp_path_factory.mktemp("django"))
 
 
 @pytest.mark.parametrize(
@@ -171,12 +155,6 @@ def test_a_django_project_at_the_root(
     finally:
         assert server.stop() == 0
     assert "Traceback" not in server.stderr
-
-
-def csrf_token(page: str) -> str:
-    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-    assert match is not None, page[:500]
-    return match[1]
 
 
 # --- where the APP comes from, and the probes ---
