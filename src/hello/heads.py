@@ -40,24 +40,38 @@ class ResponseError(Exception):
 def check_head(status: int, headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     """The Content-Length ``headers`` declare (None if they declare none); ResponseError for
     a status or a header that HTTP cannot carry. Names must already be lower case."""
-    if not 100 <= status <= 999:
-        raise ResponseError(f"status {status} is not three digits")
+    check_status(status)
     length: int | None = None
     for name, value in headers:
-        if TOKEN.fullmatch(name) is None:
-            raise ResponseError(f"header name {name!r} is not an HTTP token")
-        if BAD_VALUE.search(value) is not None:
-            raise ResponseError(
-                f"header {name.decode('latin-1')} has a value HTTP cannot carry: {value!r} "
-                "(CR, LF, NUL or another control character)"
-            )
+        check_header(name, value)
         if name == b"content-length":
-            if DIGITS.fullmatch(value) is None:
-                raise ResponseError(f"Content-Length {value!r} is not a number")
-            if length is not None and int(value) != length:
-                raise ResponseError("two different Content-Length headers")
-            length = int(value)
+            length = content_length(value, length)
     return length
+
+
+def check_status(status: int) -> None:
+    if not 100 <= status <= 999:
+        raise ResponseError(f"status {status} is not three digits")
+
+
+def check_header(name: bytes, value: bytes) -> None:
+    """ResponseError unless ``name`` is a token and ``value`` holds no control character."""
+    if TOKEN.fullmatch(name) is None:
+        raise ResponseError(f"header name {name!r} is not an HTTP token")
+    if BAD_VALUE.search(value) is not None:
+        raise ResponseError(
+            f"header {name.decode('latin-1')} has a value HTTP cannot carry: {value!r} "
+            "(CR, LF, NUL or another control character)"
+        )
+
+
+def content_length(value: bytes, earlier: int | None) -> int:
+    """A Content-Length header's value, given the one an earlier header gave (if any)."""
+    if DIGITS.fullmatch(value) is None:
+        raise ResponseError(f"Content-Length {value!r} is not a number")
+    if earlier is not None and int(value) != earlier:
+        raise ResponseError("two different Content-Length headers")
+    return int(value)
 
 
 def check_length(declared: int, sent: int, ended: bool) -> None:

@@ -48,6 +48,7 @@ class HypercornConfig(Config):
 
     response_headers_extra: list[tuple[bytes, bytes]] = []
     _date: tuple[int, bytes] = (0, b"")
+    _lines: tuple[int, bytes] = (0, b"")
 
     def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
         second = int(time.time())
@@ -55,6 +56,14 @@ class HypercornConfig(Config):
             self._date = (second, format_date_time(second).encode("ascii"))
         date = (b"date", self._date[1])
         return [date, *super().response_headers(protocol), *self.response_headers_extra]
+
+    def response_lines(self, protocol: str) -> bytes:
+        """``response_headers`` as HTTP/1.1 header lines, encoded once a second."""
+        second = int(time.time())
+        if self._lines[0] != second:
+            headers = self.response_headers(protocol)
+            self._lines = (second, b"".join(b"%b: %b\r\n" % header for header in headers))
+        return self._lines[1]
 
     reloader: CertificateReloader | None = None
 

@@ -6,10 +6,10 @@ Flask app at ``/legacy`` and the Quart app for the rest). Beside it, by prefix: 
 on the fast path; WSGI apps go through the buffering bridge; ASGI apps are called as they are,
 and their lifespans run with the server's.
 
-Around it, each only when needed: the probes (``--health-prefix``), the 431 check of HTTP/2
-and HTTP/3 heads, HSTS (TLS), request ids with the access log and metrics (``--access-log``,
-``--metrics-bind``). A user's app alone, on plain HTTP with neither log nor metrics, is called
-through the lifespan check and the head check only.
+Around it, each only when needed: the probes (``--health-prefix``), HSTS (TLS), request ids
+with the access log and metrics (``--access-log``, ``--metrics-bind``). Outermost, always: the
+431 check of HTTP/2 and HTTP/3 heads, and the lifespans. A user's app alone, on plain HTTP with
+neither log nor metrics, is called directly by hello's HTTP/1.1 protocol (see ``http1``).
 """
 
 from __future__ import annotations
@@ -89,7 +89,6 @@ def build_app(
     composed = PrefixDispatcher(root, mounted) if mounted else root
     if config.app is None:
         composed = IndexPage(cast(StaticFiles, mounted[STATIC_PREFIX]), "index.html", composed)
-    composed = HeaderLimit(composed, config.max_header_size)
     if config.health_path is not None:
         composed = Health(composed, config.health_path, lifecycle)
     if config.hsts_max_age and (config.tls or config.acme):
@@ -98,7 +97,12 @@ def build_app(
     watchers: list[Watcher] = [metrics] if metrics is not None else []
     if log is not None or watchers:
         composed = Observer(composed, log, watchers)
-    return LifespanGroup(composed, lifespans, lifecycle)
+    outer = LifespanGroup(HeaderLimit(composed, config.max_header_size), lifespans, lifecycle)
+    # HTTP/1.1 heads are measured by the wire as they arrive (wire/h1.py), and its protocol
+    # logs a refused response itself: for HTTP/1.1 both outer layers pass requests on
+    # unchanged, and the protocol calls the app under them.
+    outer.http1 = composed
+    return outer
 
 
 def _bundled_site(

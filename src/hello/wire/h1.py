@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import httptools
+from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
@@ -63,7 +64,10 @@ class H1Protocol:
         fallback: Fallback | None = None,
     ) -> None:
         self.app: Any = app  # an ASGI app wrapped by Hypercorn: (scope, receive, send, ...)
-        self.config = config
+        self.asgi = http1_app(app)  # the same app, called directly where it can be
+        # hello's HypercornConfig (server/hypercorn_config.py): Hypercorn's Config, and the
+        # response_lines the cycles write.
+        self.config: Any = config
         self.context = context
         self.task_group = task_group
         self.connection_state = connection_state
@@ -86,6 +90,7 @@ class H1Protocol:
         self.head_size = 0  # bytes of the request head parsed so far
         self.in_head = False
         self.flow = asyncio.Event()  # reading may go on (see _blocked)
+        self.held = False  # reading waits on ``flow`` or is paused: unblocked() has work
         self.reading: Reading | None = None  # while the connection is read in data_received
         self.refused = False  # a 400 or 431 is on its way: the rest is not parsed
         self.refusal: int | None = None  # ...sent after the requests parsed before it
@@ -160,6 +165,7 @@ class H1Protocol:
             await self._hand_over()
             return
         while self._blocked():
+            self.held = True
             self.flow.clear()
             await self.flow.wait()
 
@@ -201,6 +207,7 @@ class H1Protocol:
                 return
         self._start_next()
         if self.reading is not None and self._blocked():
+            self.held = True
             self.reading.pause()
 
     def _blocked(self) -> bool:
@@ -215,10 +222,13 @@ class H1Protocol:
 
     def unblocked(self) -> None:
         """Something reading may have waited for happened; go on reading if it may."""
-        if not self._blocked():
-            self.flow.set()
-            if self.reading is not None:
-                self.reading.resume()
+        if not self.held or self._blocked():
+            return
+        self.held = False
+        self.flow.set()
+        reading = self.reading
+        if reading is not None and reading.paused:
+            reading.resume()
 
     def _must_hand_over(self) -> None:
         reading = self.reading
@@ -272,12 +282,13 @@ class H1Protocol:
             raise Refused(431)
         if self.parser.should_upgrade():
             return  # feed_data raises HttpParserUpgrade next
-        check_request(self.parser.get_http_version(), self.headers)
+        version = self.parser.get_http_version()
+        expects_continue = check_request(version, self.headers)
         path, _, query = bytes(self.url).partition(b"?")
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"spec_version": "2.3", "version": "3.0"},
-            "http_version": self.parser.get_http_version(),
+            "http_version": version,
             "method": self.parser.get_method().decode("ascii"),
             "scheme": self.scheme,
             "path": _unquote(path),
@@ -291,7 +302,7 @@ class H1Protocol:
             "extensions": {},
         }
         cycle = Cycle(self, scope, self.parser.should_keep_alive())
-        cycle.expect_continue = (b"expect", b"100-continue") in self.headers
+        cycle.expect_continue = expects_continue
         self.parsing = cycle
         self.queue.append(cycle)
 
@@ -328,7 +339,12 @@ class H1Protocol:
             # after it, this protocol keeps its own timer: no task per request.
             await self.send(Updated(idle=False))
         try:
-            await self.app(cycle.scope, cycle.receive, cycle.send, self.sync_spawn, self.call_soon)
+            if self.asgi is not None:
+                await self.asgi(cycle.scope, cycle.receive, cycle.send)
+            else:
+                await self.app(
+                    cycle.scope, cycle.receive, cycle.send, self.sync_spawn, self.call_soon
+                )
         except asyncio.CancelledError:
             raise
         except ResponseError as error:  # where no ASGI layer of hello's caught it first
@@ -390,7 +406,8 @@ class H1Protocol:
         try:
             transport.write(data)
             if reading is not None:
-                await reading.drain()
+                if reading.writable is not None:  # the transport is full: wait for it
+                    await reading.drain()
             elif writer is not None and transport.get_write_buffer_size() > WRITE_HIGH_WATER:
                 await writer.drain()
         except (ConnectionError, RuntimeError):
@@ -427,6 +444,18 @@ class H1Protocol:
             if cycle is not None:
                 cycle.disconnected = True
                 cycle.arrived.set()
+
+
+def http1_app(app: Any) -> Any:
+    """The ASGI app to call for HTTP/1.1 requests, or None to call ``app`` as Hypercorn does.
+
+    Hypercorn wraps the app (``ASGIWrapper``) to pass two more arguments that an ASGI app
+    ignores; and hello's stack says, as ``http1``, which app its outer layers hand HTTP/1.1
+    requests to unchanged (stack/build.py). Each layer skipped is a call less a request."""
+    if type(app) is not ASGIWrapper:
+        return None
+    inner = app.app
+    return getattr(inner, "http1", inner)
 
 
 def _unquote(path: bytes) -> str:

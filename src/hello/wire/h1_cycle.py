@@ -15,12 +15,20 @@ from __future__ import annotations
 import asyncio
 import http
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, Protocol
 
-from hypercorn.config import Config
 from hypercorn.typing import WorkerContext
 
-from hello.heads import ResponseError, check_head, check_length
+from hello.heads import (
+    BAD_VALUE,
+    TOKEN,
+    ResponseError,
+    check_header,
+    check_length,
+    check_status,
+    content_length,
+)
 
 NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
 REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
@@ -29,10 +37,18 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 Message = dict[str, Any]
 
 
+class Lines(Protocol):
+    """What a cycle needs of the server's configuration (server/hypercorn_config.py)."""
+
+    def response_lines(self, protocol: str) -> bytes: ...
+
+
 class Connection(Protocol):
     """What a cycle needs of its connection (h1.H1Protocol)."""
 
-    config: Config
+    @property
+    def config(self) -> Lines: ...
+
     context: WorkerContext
 
     async def write(self, data: bytes) -> None: ...
@@ -43,26 +59,30 @@ class Connection(Protocol):
 class Cycle:
     """One request on the connection and the response the app gives it."""
 
+    # Defaults on the class: a request sets only what differs (most requests: nothing).
+    expect_continue = False
+    buffered = 0
+    more_body = True  # until the parser has seen the whole request body
+    body_given = False  # the app has had all of it
+    disconnected = False
+    started = False  # response head handed over by the app
+    head_sent = False
+    complete = False
+    status = 200
+    lines = b""  # the app's headers, checked and encoded, for the head
+    framed = False  # the app gave Content-Length or Transfer-Encoding
+    own_connection = False  # the app gave a Connection header
+    chunked = False
+    declared: int | None = None  # the app's Content-Length, where it gave one
+    sent = 0  # body bytes the app has given, counted against ``declared``
+
     def __init__(self, protocol: Connection, scope: dict[str, Any], keep_alive: bool) -> None:
         self.protocol = protocol
         self.scope = scope
         self.keep_alive = keep_alive
         self.head = scope["method"] == "HEAD"
-        self.expect_continue = False
         self.body: deque[bytes] = deque()
-        self.buffered = 0
-        self.more_body = True  # until the parser has seen the whole request body
-        self.body_given = False  # the app has had all of it
         self.arrived = asyncio.Event()  # body bytes, the end of the body, or a disconnect
-        self.disconnected = False
-        self.started = False  # response head handed over by the app
-        self.head_sent = False
-        self.complete = False
-        self.status = 200
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.chunked = False
-        self.declared: int | None = None  # the app's Content-Length, where it gave one
-        self.sent = 0  # body bytes the app has given, counted against ``declared``
 
     # --- the request, for the app ---
 
@@ -98,15 +118,13 @@ class Cycle:
         kind = message["type"]
         if kind == "http.response.start" and not self.started:
             status = int(message["status"])
-            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
             try:
-                self.declared = _checked(status, headers)
+                self._start(status, message.get("headers", ()))
             except ResponseError:
                 self.keep_alive = False  # the 500 that follows ends the connection
                 raise
             self.started = True
             self.status = status
-            self.headers = headers
         elif kind == "http.response.body" and self.started and not self.complete:
             body = bytes(message.get("body", b""))
             more = bool(message.get("more_body", False))
@@ -119,7 +137,9 @@ class Cycle:
             if self.head or self.status in NO_BODY_STATUSES:
                 body = b""
             elif self.declared is not None:
-                body, more, fault = self._within_length(body, more)
+                self.sent += len(body)
+                if self.sent > self.declared or (not more and self.sent < self.declared):
+                    body, more, fault = self._beyond_length(body)
             elif self.chunked and body:
                 body = b"%x\r\n%b\r\n" % (len(body), body)
             if not more:
@@ -134,63 +154,81 @@ class Cycle:
         elif kind.startswith("http.response."):
             raise RuntimeError(f"unexpected ASGI message {kind!r} in this state")
 
-    def _within_length(self, body: bytes, more: bool) -> tuple[bytes, bool, ResponseError | None]:
-        """``body`` cut to what the declared Content-Length leaves room for, and the fault if
-        the app broke it, after which the connection closes."""
+    def _beyond_length(self, body: bytes) -> tuple[bytes, bool, ResponseError]:
+        """The app broke its declared Content-Length with ``body`` (counted in ``sent``):
+        what of it fits, and the fault; the connection closes after it."""
         assert self.declared is not None
-        self.sent += len(body)
+        self.keep_alive = False
         try:
-            check_length(self.declared, self.sent, not more)
+            check_length(self.declared, self.sent, True)
         except ResponseError as fault:
-            self.keep_alive = False
             excess = max(self.sent - self.declared, 0)
             return body[: len(body) - excess], False, fault
-        return body, more, None
+        raise AssertionError("the length was broken")
+
+    def _start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """Check the app's head (heads.py) and HTTP/1.1's framing rules for its own
+        Transfer-Encoding (only "chunked", which this protocol then frames, never beside a
+        Content-Length), encoding its headers on the way: one pass."""
+        check_status(status)
+        lines = bytearray()
+        declared: int | None = None
+        coding = False
+        for raw_name, raw_value in headers:
+            name, value = bytes(raw_name).lower(), bytes(raw_value)
+            if TOKEN.fullmatch(name) is None or BAD_VALUE.search(value) is not None:
+                check_header(name, value)  # raises, saying which
+            if name == b"content-length":
+                declared = content_length(value, declared)
+            elif name == b"transfer-encoding":
+                if value.lower() != b"chunked":
+                    raise ResponseError(f"Transfer-Encoding {value!r}: only chunked can be sent")
+                coding = True
+            elif name == b"connection":
+                if value.lower() == b"close":
+                    self.keep_alive = False
+                self.own_connection = True
+            lines += b"%b: %b\r\n" % (name, value)
+        if coding and declared is not None:
+            raise ResponseError("both Content-Length and Transfer-Encoding")
+        self.declared = declared
+        self.framed = declared is not None or coding
+        if coding:
+            self.chunked = self.scope["http_version"] == "1.1"
+            if not self.chunked:  # HTTP/1.0 has no chunks: the close ends the body
+                lines = _without(lines, b"transfer-encoding")
+                self.keep_alive = False
+        self.lines = bytes(lines)
 
     def _head(self, body: bytes, more: bool) -> bytes:
         self.head_sent = True
-        names = {name for name, _ in self.headers}
         protocol = self.protocol
         if protocol.context.terminated.is_set():
             self.keep_alive = False  # shutting down: this client's next request goes elsewhere
-        if any(n == b"connection" and v.lower() == b"close" for n, v in self.headers):
-            self.keep_alive = False
-        extra = protocol.config.response_headers("h11")
-        if self.head or self.status in NO_BODY_STATUSES or b"content-length" in names:
+        out = bytearray(b"HTTP/1.1 %d %b\r\n" % (self.status, REASONS.get(self.status, b"")))
+        out += self.lines
+        out += protocol.config.response_lines("h11")
+        if self.framed or self.head or self.status in NO_BODY_STATUSES:
             pass
-        elif b"transfer-encoding" in names:  # the app's own "chunked" (_checked): framed here
-            self.chunked = self.scope["http_version"] == "1.1"
-            if not self.chunked:  # HTTP/1.0 has no chunks: the close ends the body
-                self.headers = [h for h in self.headers if h[0] != b"transfer-encoding"]
-                self.keep_alive = False
         elif not more:
-            extra.append((b"content-length", b"%d" % len(body)))
+            out += b"content-length: %d\r\n" % len(body)
         elif self.scope["http_version"] == "1.1":
             self.chunked = True
-            extra.append((b"transfer-encoding", b"chunked"))
+            out += b"transfer-encoding: chunked\r\n"
         else:
             self.keep_alive = False  # HTTP/1.0 without a length: the close ends the body
-        if b"connection" not in names:
+        if not self.own_connection:
             if not self.keep_alive:
-                extra.append((b"connection", b"close"))
+                out += b"connection: close\r\n"
             elif self.scope["http_version"] == "1.0":
-                extra.append((b"connection", b"keep-alive"))
-        reason = REASONS.get(self.status, b"")
-        out = bytearray(b"HTTP/1.1 %d %b\r\n" % (self.status, reason))
-        for name, value in (*self.headers, *extra):
-            out += b"%b: %b\r\n" % (name, value)
+                out += b"connection: keep-alive\r\n"
         out += b"\r\n"
         return bytes(out)
 
 
-def _checked(status: int, headers: list[tuple[bytes, bytes]]) -> int | None:
-    """heads.check_head, and HTTP/1.1's framing rules for an app's own Transfer-Encoding:
-    only "chunked" (which this protocol then frames), never beside a Content-Length."""
-    declared = check_head(status, headers)
-    for name, value in headers:
-        if name == b"transfer-encoding":
-            if value.lower() != b"chunked":
-                raise ResponseError(f"Transfer-Encoding {value!r}: only chunked can be sent")
-            if declared is not None:
-                raise ResponseError("both Content-Length and Transfer-Encoding")
-    return declared
+def _without(lines: bytearray, name: bytes) -> bytearray:
+    """Encoded header ``lines`` without those named ``name``."""
+    kept = [
+        line for line in bytes(lines).split(b"\r\n") if line and not line.startswith(name + b":")
+    ]
+    return bytearray(b"".join(line + b"\r\n" for line in kept))

@@ -29,18 +29,21 @@ class Refused(Exception):
         self.status = status
 
 
-def check_request(version: str, headers: list[tuple[bytes, bytes]]) -> None:
+def check_request(version: str, headers: list[tuple[bytes, bytes]]) -> bool:
     """Refused unless the request line ended in its version (llhttp takes one without as
     HTTP/0.9), there is one Host (none only in HTTP/1.0, 3.2), and at most one
     Transfer-Encoding, with no coding but chunked, the one hello decodes (6.1: else 501).
-    ``headers`` have lower-case names."""
+    ``headers`` have lower-case names. Whether the client expects 100 Continue."""
     hosts = 0
     codings = []
+    expects = False
     for name, value in headers:
         if name == b"host":
             hosts += 1
         elif name == b"transfer-encoding":
             codings.append(value)
+        elif name == b"expect":
+            expects = value.lower() == b"100-continue"
     if version not in ("1.0", "1.1"):
         raise Refused(400)
     if hosts > 1 or (hosts == 0 and version == "1.1"):
@@ -49,6 +52,7 @@ def check_request(version: str, headers: list[tuple[bytes, bytes]]) -> None:
         raise Refused(400)
     if codings and codings[0].strip().lower() != b"chunked":
         raise Refused(501)
+    return expects
 
 
 def not_http1(first_bytes: bytes) -> bool:
