@@ -61,8 +61,13 @@ def anyio_backend() -> str:
 
 
 def clean_environ() -> dict[str, str]:
-    """This process's environment without any HELLO_* variable a developer may have set."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    """This process's environment without any HELLO_* variable a developer may have set, nor
+    a DJANGO_SETTINGS_MODULE, which would override the settings of the projects tests make."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(ENV_PREFIX) and k != "DJANGO_SETTINGS_MODULE"
+    }
 
 
 @pytest.fixture

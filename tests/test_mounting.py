@@ -181,7 +181,10 @@ def test_a_failing_import_shows_the_users_traceback_then_ours() -> None:
     )
 
 
-def test_kind_detection_and_override() -> None:
+def test_kind_detection_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Importing djsite.wsgi sets DJANGO_SETTINGS_MODULE unless it is set: set here, it is
+    # undone after the test, so servers that later tests start do not inherit it.
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "djsite.settings")
     sys.path.insert(0, str(MOUNTED))
     try:
         import raw_asgi  # type: ignore[import-not-found]
