@@ -317,7 +317,8 @@ class H1Protocol:
             cycle.arrived.set()
             self.final_parsed = not cycle.keep_alive
         self.parsing = None
-        self.unblocked()
+        if self.held:
+            self.unblocked()
 
     # --- running cycles ---
 
@@ -331,7 +332,8 @@ class H1Protocol:
             cycle.keep_alive = False
         self.idle_since = None
         self.task_group.spawn(self._run, cycle, self.requests == 1)
-        self.unblocked()  # a pipelining client may send more
+        if self.held:
+            self.unblocked()  # a pipelining client may send more
 
     async def _run(self, cycle: Cycle, first: bool) -> None:
         if first:
@@ -361,7 +363,8 @@ class H1Protocol:
 
     async def _finished(self, cycle: Cycle) -> None:
         self.cycle = None
-        self.unblocked()  # the rest of a body it did not read is read (and dropped)
+        if self.held:
+            self.unblocked()  # the rest of a body it did not read is read (and dropped)
         if not (cycle.complete and cycle.keep_alive) or cycle.disconnected:
             await self._close()
             return
@@ -459,7 +462,8 @@ def http1_app(app: Any) -> Any:
 
 
 def _unquote(path: bytes) -> str:
-    return unquote(path.decode("ascii", "replace"))
+    text = path.decode("ascii", "replace")
+    return unquote(text) if "%" in text else text
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, func: Callable[..., Any], *args: Any) -> Any:

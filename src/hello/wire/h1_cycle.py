@@ -50,6 +50,7 @@ class Connection(Protocol):
     def config(self) -> Lines: ...
 
     context: WorkerContext
+    held: bool  # reading waits for something: unblocked() has work to do
 
     async def write(self, data: bytes) -> None: ...
 
@@ -109,7 +110,8 @@ class Cycle:
         self.body.clear()
         self.buffered = 0
         self.body_given = not self.more_body
-        self.protocol.unblocked()
+        if self.protocol.held:
+            self.protocol.unblocked()
         return {"type": "http.request", "body": body, "more_body": self.more_body}
 
     # --- the response, from the app ---

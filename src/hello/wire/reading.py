@@ -23,11 +23,14 @@ class Feed(Protocol):
 
     def feed(self, data: bytes) -> None: ...
 
+    @property
+    def awaiting_body(self) -> bool: ...
+
 
 class Meter(Protocol):
     """Who keeps count of what the client sent and how long it took: tcp.GuardedTCPServer."""
 
-    def received(self, size: int) -> None: ...
+    def received(self, size: int, awaiting_body: bool | None = None) -> None: ...
 
     def waiting(self) -> None: ...  # reading (again): from now on, time is the client's
 
@@ -55,7 +58,7 @@ class Reading(asyncio.Protocol):
             return
         feed.feed(data)
         if self.meter is not None:
-            self.meter.received(len(data))
+            self.meter.received(len(data), feed.awaiting_body)
 
     def eof_received(self) -> bool:
         self.reader.feed_eof()

@@ -110,9 +110,13 @@ class GuardedTCPServer(TCPServer):
 
     # --- reading.Meter: what the client sent, and how long the server waited for it ---
 
-    def received(self, size: int) -> None:
+    def received(self, size: int, awaiting_body: bool | None = None) -> None:
+        """``size`` more bytes came; ``awaiting_body``, where the reader knows it, says
+        whether the client owes request body bytes now (else the protocol is asked)."""
         self._received += size
-        if self._minimum and self._watchdog is None and self._awaiting_body():
+        if not self._minimum or self._watchdog is not None or awaiting_body is False:
+            return
+        if awaiting_body or self._awaiting_body():
             assert self._settings is not None
             self._watchdog = asyncio.ensure_future(self._watch_body(self._minimum, self._settings))
 
