@@ -18,10 +18,10 @@ from hello import __version__, config
 from hello.errors import ConfigError, HelloError
 
 DESCRIPTION = (
-    "Serve the hello site: HTTPS and HTTP/2 when --certfile and --keyfile are given, "
-    f"plain HTTP/1.1 and h2c otherwise (default {config.DEFAULT_BIND}). Every flag can also "
-    f"be set as a {config.ENV_PREFIX}* environment variable or a key in the --config file; "
-    "flags win over variables, variables over the file."
+    "Serve APP, or the bundled hello site without one: HTTPS and HTTP/2 when --certfile and "
+    f"--keyfile are given, plain HTTP/1.1 and h2c otherwise (default {config.DEFAULT_BIND}). "
+    f"Every flag can also be set as a {config.ENV_PREFIX}* environment variable or a key in the "
+    "--config file; flags win over variables, variables over the file."
 )
 
 
@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="build the app, request / and /legacy/ in-process, print the results and exit "
-        "0 if both answered 200, else 1 (for smoke tests and health checks)",
+        help="build the app and request it in-process, print the results and exit 0 if they "
+        "pass, else 1: the bundled site's / and /legacy/ must answer 200, an APP's / below 500 "
+        "(for smoke tests and health checks)",
     )
     parser.add_argument(
         "--config",
