@@ -50,7 +50,13 @@ class Pebble:
 
 @pytest.fixture(scope="module")
 def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
-    home = tmp_path_factory.mktemp("pebble")
+    with run_pebble(tmp_path_factory.mktemp("pebble")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def run_pebble(home: Path) -> Iterator[Pebble]:
+    """Pebble on free loopback ports, its files in ``home``, until the block ends."""
     certs = make_certs(home / "tls", "127.0.0.1", "localhost")
     management, http_port = free_port(), free_port()
     config = {

@@ -103,6 +103,13 @@ def test_http3_on_the_tls_port(certs: Certs) -> None:
         assert results[2][0] == 200
 
 
+def test_alt_svc_names_the_https_port_behind_a_port_mapping(certs: Certs) -> None:
+    with HelloProcessOnUdp(certs, "--https-port", "443") as (server, port):
+        with httpx.Client(http2=True, verify=certs.client_context()) as client:
+            response = client.get(server.url + "/")
+        assert port != 443 and response.headers["alt-svc"] == 'h3=":443"; ma=86400'
+
+
 def test_quic_stops_at_once_when_idle(certs: Certs) -> None:
     """Hypercorn's UDP server looked at the shutdown only when a datagram arrived: an idle
     --quic-bind server waited the whole graceful timeout."""

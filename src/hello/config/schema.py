@@ -122,8 +122,9 @@ class Settings:
         repeatable=True,
     )
     https_port: int | None = _option(
-        "the port --insecure-bind redirects to (default: the port of the first --bind); "
-        "set it when a port mapping puts HTTPS elsewhere, e.g. 443",
+        "the port clients reach HTTPS on, when a port mapping puts it elsewhere (e.g. 443): "
+        "where --insecure-bind redirects to (default: the port of the first --bind) and the "
+        "port HTTP/3's Alt-Svc names (default: the --quic-bind port)",
         parse_port,
         "PORT",
         None,

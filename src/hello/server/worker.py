@@ -123,6 +123,8 @@ async def _serve(worker: Worker) -> None:
         watching = asyncio.ensure_future(reloader.watch())
     renewing = _renew(settings, reloader) if settings.acme else None
     ports = sorted({sock.getsockname()[1] for sock in worker.sockets.quic_sockets})
+    if ports and settings.https_port is not None:
+        ports = [settings.https_port]  # behind a port mapping: where clients reach it
     config.alt_svc_headers = [f'h3=":{port}"; ma=86400' for port in ports]
     serving = asyncio.ensure_future(
         worker_serve(
