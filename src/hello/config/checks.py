@@ -15,6 +15,7 @@ def check(settings: Settings) -> None:
             raise ConfigError(f"{' and '.join(named)}: prefix {prefix} is given twice")
     _check_acme(settings)
     _check_reload(settings)
+    _check_recycling(settings)
     if settings.quic_bind and not (settings.certfile or settings.keyfile or settings.acme):
         raise ConfigError(
             f"{settings.describe('quic_bind')}: HTTP/3 needs TLS; set --certfile and --keyfile"
@@ -55,6 +56,24 @@ def _check_acme(settings: Settings) -> None:
     for name in ("acme_email", "acme_ca_bundle", "acme_renew_days"):
         if settings.source(name) != "default" and not settings.acme:
             raise ConfigError(f"{settings.describe(name)} is only used with --acme-domain")
+
+
+def _check_recycling(settings: Settings) -> None:
+    limits = [name for name in ("max_requests", "max_worker_memory") if getattr(settings, name)]
+    if settings.max_requests_jitter and not settings.max_requests:
+        raise ConfigError(
+            f"{settings.describe('max_requests_jitter')} is only used with --max-requests"
+        )
+    if limits and settings.reload:
+        raise ConfigError(
+            f"{settings.describe(limits[0])} with {settings.describe('reload')}: --reload "
+            "already replaces the serving process; recycling is for production"
+        )
+    if limits and settings.quic_bind:
+        raise ConfigError(
+            f"{settings.describe(limits[0])} with {settings.describe('quic_bind')}: HTTP/3 "
+            "needs one process, and a recycled worker overlaps with its successor"
+        )
 
 
 def _check_reload(settings: Settings) -> None:

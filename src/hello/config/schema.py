@@ -168,6 +168,28 @@ class Settings:
         default_state_dir(),
     )
     workers: int = _option("number of worker processes", parse_workers, "N", 1)
+    max_requests: int = _option(
+        "replace a worker after it has served this many requests (plus up to "
+        "--max-requests-jitter): a fresh one starts, then the old one finishes what it has "
+        "(0: never)",
+        parse_count,
+        "N",
+        0,
+    )
+    max_requests_jitter: int = _option(
+        "add a random 0 to N to each worker's --max-requests, so workers are not all "
+        "replaced at once",
+        parse_count,
+        "N",
+        0,
+    )
+    max_worker_memory: int = _option(
+        "replace a worker whose resident memory exceeds SIZE (checked every second; "
+        "512MiB, 1GiB...; 0: never)",
+        parse_size,
+        "SIZE",
+        0,
+    )
     loop: str = _option(
         "event loop: uvloop, asyncio, or auto (uvloop where it is installed, else asyncio)",
         parse_loop,

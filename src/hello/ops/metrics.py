@@ -80,6 +80,11 @@ class Metrics:
             "Workers that exited unexpectedly and were replaced",
             registry=registry,
         )
+        self.worker_recycles = Counter(
+            "hello_worker_recycles",
+            "Workers replaced past --max-requests or --max-worker-memory",
+            registry=registry,
+        )
 
     def route(self, path: str) -> str:
         if path == "/":

@@ -61,11 +61,16 @@ def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> Non
     sockets = bind_sockets(settings)
     _start_operations(settings, metrics, board, sockets)
     worker = Worker(settings, _gated(settings, app, sockets), lifecycle, sockets, metrics)
-    if settings.workers == 1:
+    if settings.workers == 1 and not recycles(settings):
         lifecycle.slot = board.claim()
         serve(worker)
-    else:
+    else:  # a supervising parent keeps the sockets while workers come and go
         Supervisor(worker, (lambda: _rebuilt(worker, reread())) if reread else None).run()
+
+
+def recycles(settings: Settings) -> bool:
+    """Whether workers are replaced as they age: then even one worker has a supervisor."""
+    return bool(settings.max_requests or settings.max_worker_memory)
 
 
 def _checked(settings: Settings) -> Settings:

@@ -3,7 +3,9 @@
 The parent process holds the listening sockets and the built app; each worker is a fork that
 serves them (``server.serve``). A worker that dies is replaced (at most one a second). SIGHUP
 builds a Worker from re-read settings and starts a new generation from it before the old one
-is told to finish, so the sockets never stop accepting.
+is told to finish, so the sockets never stop accepting. A worker past --max-requests or
+--max-worker-memory asks for a successor (SIGUSR1, and its cell of the Board): the successor
+starts first, then the old worker finishes what it has, as at a reload.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from multiprocessing.process import BaseProcess
 
 from hello.config import Settings
 from hello.errors import HelloError
+from hello.ops.lifecycle import RECYCLE_SIGNAL
 from hello.ops.metrics import process_gone
 from hello.server.worker import KILL_MARGIN, STOP_SIGNALS, Worker, serve
 
@@ -48,6 +51,7 @@ class Supervisor:
         self.wake_read, self.wake_write = os.pipe()  # signal handlers write here
         os.set_blocking(self.wake_write, False)
         self.hangups = 0
+        self.recycles = 0
 
     @property
     def settings(self) -> Settings:
@@ -57,6 +61,7 @@ class Supervisor:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._stop)
         signal.signal(signal.SIGHUP, self._hangup)
+        signal.signal(RECYCLE_SIGNAL, self._recycle_asked)
         while not self.stopping:
             self._populate()
             everyone = [worker.sentinel for worker in (*self.workers, *self.retiring)]
@@ -66,6 +71,9 @@ class Supervisor:
             if self.hangups and not self.stopping:
                 self.hangups = 0
                 self._replace()
+            if self.recycles and not self.stopping:
+                self.recycles = 0
+                self._recycle()
             self._reap(expected=self.stopping)
         deadline = time.monotonic() + self.settings.graceful_timeout + KILL_MARGIN
         for worker in [*self.workers, *self.retiring]:
@@ -108,8 +116,10 @@ class Supervisor:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop handles it
+        signal.signal(RECYCLE_SIGNAL, signal.SIG_IGN)
         worker.lifecycle.worker_index = index  # this process's own copy, after the fork
         worker.lifecycle.slot = slot
+        worker.lifecycle.supervisor = os.getppid()
         serve(worker)
 
     def _replace(self) -> None:
@@ -135,13 +145,28 @@ class Supervisor:
                 os.kill(worker.pid, signal.SIGTERM)
         self.retiring.extend(old)
 
+    def _recycle(self) -> None:
+        """Each worker that asked for a successor gets one; then it finishes and exits."""
+        board = self.worker.lifecycle.board
+        if board is None:
+            return
+        for old in [w for w in self.workers if w in self.slots and board.recycle[self.slots[w]]]:
+            board.recycle[self.slots[old]] = 0
+            self.workers.remove(old)
+            self._populate()  # the successor, under the same name and index
+            fresh = next(worker for worker in self.workers if worker.name == old.name)
+            log.info("worker %s started in place of worker %s, which finishes", fresh.pid, old.pid)
+            if old.pid is not None and old.is_alive():
+                os.kill(old.pid, signal.SIGTERM)
+            self.retiring.append(old)
+            if self.worker.metrics is not None:
+                self.worker.metrics.worker_recycles.inc()
+
     def _reap(self, *, expected: bool) -> None:
         for worker in [worker for worker in self.retiring if not worker.is_alive()]:
             worker.join()
             self.retiring.remove(worker)
-            log.info(
-                "worker %s finished after the reload (exit code %s)", worker.pid, worker.exitcode
-            )
+            log.info("worker %s finished (exit code %s)", worker.pid, worker.exitcode)
             self._gone(worker)
         for worker in [worker for worker in self.workers if not worker.is_alive()]:
             worker.join()
@@ -168,6 +193,10 @@ class Supervisor:
 
     def _hangup(self, signum: int, frame: object) -> None:
         self.hangups += 1
+        self._wake()
+
+    def _recycle_asked(self, signum: int, frame: object) -> None:
+        self.recycles += 1
         self._wake()
 
     def _stop(self, signum: int, frame: object) -> None:

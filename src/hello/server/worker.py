@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import resource
 import signal
 import ssl
+import sys
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,6 +30,7 @@ from hello.ops.lifecycle import Lifecycle
 from hello.ops.metrics import Metrics
 from hello.server.hypercorn_config import HypercornConfig
 from hello.tls.reload import CertificateReloader
+from hello.wire.tcp import connections_closed
 
 log = logging.getLogger("hello")
 
@@ -35,6 +39,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 GC_YOUNG = 10_000  # new objects between young-generation collections (Python: 700)
 
 KILL_MARGIN = 5.0  # seconds past graceful_timeout before a worker that hangs is killed
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
@@ -102,6 +108,8 @@ async def _serve(worker: Worker) -> None:
         if lifecycle.draining:
             return
         lifecycle.draining = True  # /readyz answers 503 from now on
+        deadline = loop.time() + settings.shutdown_delay + settings.graceful_timeout
+        lifecycle.quiesce = lambda: connections_closed(deadline)
         log.info(
             "%s: shutting down; accepting for %.1f s more, then in-flight requests get "
             "%.0f s to finish",
@@ -122,6 +130,9 @@ async def _serve(worker: Worker) -> None:
         loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
         watching = asyncio.ensure_future(reloader.watch())
     renewing = _renew(settings, reloader) if settings.acme else None
+    weighing = None
+    if settings.max_worker_memory:
+        weighing = asyncio.ensure_future(_weigh(lifecycle, settings.max_worker_memory))
     ports = sorted({sock.getsockname()[1] for sock in worker.sockets.quic_sockets})
     if ports and settings.https_port is not None:
         ports = [settings.https_port]  # behind a port mapping: where clients reach it
@@ -137,7 +148,7 @@ async def _serve(worker: Worker) -> None:
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
-    for task in (watching, renewing):
+    for task in (watching, renewing, weighing):
         if task is not None:
             task.cancel()
     try:
@@ -147,6 +158,36 @@ async def _serve(worker: Worker) -> None:
         log.warning("connections still open %.0f s after shutdown began; closing", KILL_MARGIN)
     except Exception as error:
         raise StartupError(f"the server stopped: {error}") from error
+
+
+async def _weigh(lifecycle: Lifecycle, limit: int, interval: float = 1.0) -> None:
+    """--max-worker-memory: past ``limit`` bytes resident, ask for a successor (once). A limit
+    that a fresh worker already exceeds would replace workers forever: it is logged once,
+    and this worker is left alone."""
+    size, megabytes = resident_bytes(), f"{limit / 2**20:.0f} MiB"
+    if size > limit:  # as the worker starts, before any request
+        log.error(
+            "--max-worker-memory %s is below what a fresh worker uses (%.0f MiB): "
+            "workers are not replaced for their memory",
+            megabytes,
+            size / 2**20,
+        )
+        return
+    while not lifecycle.recycling:
+        await asyncio.sleep(interval)
+        size = resident_bytes()
+        if size > limit:
+            lifecycle.recycle(f"uses {size / 2**20:.0f} MiB (--max-worker-memory {megabytes})")
+
+
+def resident_bytes() -> int:
+    """This process's resident set size: now, from /proc on Linux; elsewhere its peak."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
 
 
 def _renew(settings: Settings, reloader: CertificateReloader) -> asyncio.Future[None]:

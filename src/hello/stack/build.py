@@ -31,6 +31,7 @@ from hello.stack.lifespan import LifespanGroup
 from hello.stack.limits import HeaderLimit
 from hello.stack.mounts import PrefixDispatcher, WSGIMount
 from hello.stack.observe import Exchange, Observer, Watcher, access_logger
+from hello.stack.recycle import RequestBudget
 
 LEGACY_PREFIX = "/legacy"
 STATIC_PREFIX = "/static"
@@ -97,6 +98,10 @@ def build_app(
     watchers: list[Watcher] = [metrics] if metrics is not None else []
     if log is not None or watchers:
         composed = Observer(composed, log, watchers)
+    if config.max_requests:
+        composed = RequestBudget(
+            composed, lifecycle, config.max_requests, config.max_requests_jitter
+        )
     outer = LifespanGroup(HeaderLimit(composed, config.max_header_size), lifespans, lifecycle)
     # HTTP/1.1 heads are measured by the wire as they arrive (wire/h1.py), and its protocol
     # logs a refused response itself: for HTTP/1.1 both outer layers pass requests on

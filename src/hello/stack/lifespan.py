@@ -47,6 +47,8 @@ class LifespanGroup:
         for phase, order in (("startup", children), ("shutdown", children[::-1])):
             message = await receive()
             assert message["type"] == f"lifespan.{phase}", message
+            if phase == "shutdown" and self.lifecycle.quiesce is not None:
+                await self.lifecycle.quiesce()  # the last requests end before the apps do
             failures = [f for child in order if (f := await child.step(phase)) is not None]
             if failures:
                 await send({"type": f"lifespan.{phase}.failed", "message": "; ".join(failures)})
