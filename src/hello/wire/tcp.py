@@ -74,14 +74,17 @@ HANDSHAKE_GRACE = 0.5
 
 
 async def connections_closed(deadline: float, interval: float = 0.02) -> None:
-    """Return once every connection of this process has ended, or at ``deadline`` (loop time).
+    """Return once no connection of this process has been open for HANDSHAKE_GRACE seconds,
+    or at ``deadline`` (loop time).
 
     Hypercorn's worker_serve waits at shutdown for the connection tasks it had when it
     stopped accepting, a snapshot. A TLS connection accepted just before, whose handshake
     ends after, gets its task later: outside the snapshot, it was cut off with its request
-    unanswered when the process exited (wrk saw 1 to 5 read errors in about 2 runs of 5,
-    each of 8 reloads, over TLS with uvloop; none over plain HTTP). Waiting for these too,
-    before the apps' lifespan shutdown, took that to none in 0 of N runs (tests/test_hostile.py).
+    unanswered when the process exited. Under wrk, 8 reloads over TLS lost 1 to 5 requests
+    in about 2 runs of 5; waiting for open connections alone left 1 run of 12 with a loss;
+    waiting also for handshakes that end within the grace, none of 12 (tests/test_hostile.py,
+    scripts/hostile). Awaited before the apps' lifespan shutdown, so their last requests end
+    first.
     """
     loop = asyncio.get_running_loop()
     quiet_since = loop.time()
