@@ -52,7 +52,8 @@ class StaticFiles:
         else:
             # A multiplexed connection streams files side by side, each holding a chunk.
             one_at_a_time = scope.get("http_version") in ("1.0", "1.1")
-            chunk = STREAM_CHUNK if one_at_a_time else MULTIPLEXED_CHUNK
+            plain = scope.get("scheme") == "http"
+            chunk = STREAM_CHUNK if one_at_a_time and plain else MULTIPLEXED_CHUNK
             await _respond(found, _headers(scope), send, head, chunk)
 
 
