@@ -4,6 +4,8 @@ sockets for what no tool sends on purpose."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import re
 import signal
 import socket
@@ -296,6 +298,37 @@ def test_eight_generation_changes_under_load_lose_nothing(
                 server.wait_for_output(f"SIGHUP: started {workers} workers", count=change)
             requests, errors, report = wrk_report(load)
         assert requests > 0 and errors == 0, report
+    finally:
+        assert server.stop() == 0
+
+
+def test_http2_clients_are_told_of_a_generation_change_and_lose_nothing(certs: Certs) -> None:
+    """An HTTP/2 connection to a worker that stops gets GOAWAY at once: the client opens a new
+    connection for its next request instead of finding its streams refused until the old
+    worker's graceful timeout (httpx: "Max outbound streams is 0")."""
+    args = ["--bind", "127.0.0.1:0", "--workers", "2", *certs.flags()]
+    server = HelloProcess(args, env=clean_environ())
+    try:
+        server.wait_for_output("Running on", count=2)
+        answered, failed = 0, []
+        with httpx.Client(http2=True, verify=certs.client_context(), timeout=15) as client:
+            deadline = time.monotonic() + 6
+            hangup_at = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                if hangup_at and time.monotonic() >= hangup_at:
+                    server.signal(signal.SIGHUP)
+                    hangup_at = 0.0
+                body = os.urandom(64 * 1024)
+                try:
+                    answer = client.post(server.url + "/legacy/upload", content=body)
+                    assert answer.http_version == "HTTP/2"
+                    assert answer.json()["sha256"] == hashlib.sha256(body).hexdigest()
+                    answered += 1
+                except httpx.HTTPError as error:
+                    failed.append(repr(error))
+                time.sleep(0.02)
+        server.wait_for_output("SIGHUP: started 2 workers")
+        assert answered > 50 and not failed, failed[:3]
     finally:
         assert server.stop() == 0
 

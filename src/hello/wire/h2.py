@@ -36,6 +36,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import priority.priority
+from h2.connection import ConnectionState
 from hypercorn.events import Closed, Event
 from hypercorn.protocol.events import (
     Body,
@@ -50,6 +51,7 @@ from hypercorn.protocol.events import (
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h2 import BUFFER_HIGH_WATER
 from hypercorn.protocol.h2 import H2Protocol as _HypercornH2Protocol
+from hyperframe.frame import GoAwayFrame
 
 from hello.heads import CONNECTION_SPECIFIC, ResponseError, check_head, check_length
 from hello.wire.h2_headers import UnindexedEncoder
@@ -72,6 +74,7 @@ HeadsEvent = Response | InformationalResponse | Trailers
 
 class H2Protocol(_HypercornH2Protocol):
     _resets: deque[float] | None = None
+    _going_away = False  # GOAWAY sent: the worker is shutting down
     _sending: int | None = None  # the stream Hypercorn's sending task is working on
     _write_due = False  # a write of ``_out`` is scheduled
 
@@ -118,6 +121,16 @@ class H2Protocol(_HypercornH2Protocol):
             await self._flush()
             await self.send(Closed())
             return
+        if self._going_away and any(isinstance(e, h2.events.RequestReceived) for e in events):
+            # Streams the client opened before it saw the GOAWAY: refused, so it may send
+            # them again on a new connection (Hypercorn reset them with NO_ERROR).
+            for event in events:
+                if isinstance(event, h2.events.RequestReceived):
+                    self.connection.reset_stream(
+                        event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM
+                    )
+            events = [e for e in events if not isinstance(e, h2.events.RequestReceived)]
+            await self._flush()
         if not any(isinstance(event, h2.events.DataReceived) for event in events):
             await super()._handle_events(events)
             return
@@ -133,6 +146,25 @@ class H2Protocol(_HypercornH2Protocol):
                 )
                 continue
             await super()._handle_events([event])
+
+    async def shutting_down(self) -> None:
+        """The worker began to shut down: tell the client now (GOAWAY, NO_ERROR, naming the
+        last stream taken), so it sends new requests elsewhere while these finish.
+
+        Hypercorn sent nothing until its streams were done: each new request was reset with
+        NO_ERROR, which a client may not retry, and the stream limit set to 0, and the
+        connection stayed until the graceful timeout: httpx refused to open streams on it
+        ("Max outbound streams is 0") for that long, and scripts/soak lost 2,255 uploads in 4
+        minutes of reloads once a minute. The frame is written beside h2's state machine,
+        which after its own GOAWAY would refuse the responses still due."""
+        if self._going_away or self.connection.state_machine.state == ConnectionState.CLOSED:
+            return
+        self._going_away = True
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = self.connection.highest_inbound_stream_id
+        frame.error_code = h2.errors.ErrorCodes.NO_ERROR
+        self._out += frame.serialize()
+        await self._flush()
 
     def _too_many_resets(self, count: int) -> bool:
         now = asyncio.get_running_loop().time()

@@ -194,6 +194,9 @@ class GuardedTCPServer(TCPServer):
         except TimeoutError:
             pass
         else:
+            going_away = getattr(self.protocol.protocol, "shutting_down", None)  # h2.H2Protocol
+            if going_away is not None:
+                await going_away()  # HTTP/2: GOAWAY at once, so no new stream is lost
             # Close only once nothing arrived for DRAIN_IDLE and no request is under way:
             # a request that did arrive is answered with Connection: close instead.
             while not self.reader.at_eof():
