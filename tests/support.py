@@ -9,11 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 _RUNNING = re.compile(r"Running on (\S+://\S+)")
 START_TIMEOUT = 20.0
+T = TypeVar("T")
 
 
 class HelloProcess:
@@ -174,3 +176,26 @@ def run_hello(
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def poll(
+    check: Callable[[], T | None],
+    what: str,
+    timeout: float,
+    *,
+    errors: tuple[type[BaseException], ...] = (),
+    every: float = 0.05,
+) -> T:
+    """Call ``check`` until it returns something true, and return that; ``errors`` raised by
+    it count as "not yet". The one place the tests wait for a state they cannot be told of."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except errors:
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(every)

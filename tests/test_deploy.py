@@ -14,7 +14,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import yaml
 from hello.config import Settings, load
 from tests.conftest import Certs, clean_environ, make_certs
 from tests.kustomize import render
-from tests.support import HelloProcess
+from tests.support import HelloProcess, poll
 from tests.test_acme import ISSUED, Pebble, free_port, run_pebble
 from tests.test_observe import h3_get
 from tests.test_reload import der_of, served_certificate
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ["base", "overlays/cert-manager", "overlays/acme", "overlays/h3"]
 KUBERNETES_VERSION = "1.33.0"
+ISSUING = (OSError, httpx.HTTPError, ssl.SSLError)  # until the issued certificate is served
 NO_SCHEMA = {"cert-manager.io/v1"}  # custom resources: the CRDs come with cert-manager
 SYSTEMD = ROOT / "deploy" / "systemd"
 
@@ -219,9 +219,7 @@ def test_hello_serves_the_configmap_and_answers_the_probes(overlay: str, tmp_pat
         each = container(objects)
         with httpx.Client() as client:
             startup = operations.group(1) + each["startupProbe"]["httpGet"]["path"]
-            deadline = time.monotonic() + 15  # as the startup probe: polled until ready
-            while client.get(startup).status_code != 200 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            poll(lambda: client.get(startup).status_code == 200, "the startup probe", 15)
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 answer = client.get(operations.group(1) + each[probe]["httpGet"]["path"])
                 assert answer.status_code == 200, probe
@@ -364,7 +362,7 @@ def test_socket_activation_with_the_units_settings(pebble: Pebble, tmp_path: Pat
         context = ssl.create_default_context(cafile=str(pebble.roots))  # Pebble's issued only
         with httpx.Client(http2=True, verify=context) as client:
             # Two workers: each swaps the issued pair in within 2 s; poll until both have.
-            wait_for(lambda: [client.get(f"https://localhost:{https}/") for _ in range(4)], "TLS")
+            poll(lambda: client.get(f"https://localhost:{https}/"), "TLS", 30, errors=ISSUING)
             page = client.get(f"https://localhost:{https}/")
             plain = client.get(f"http://localhost:{pebble.http_port}/x?y=1")
         assert page.status_code == 200 and page.http_version == "HTTP/2"
@@ -420,15 +418,16 @@ class Machine:
 
     def init(self) -> int:
         """The container's PID 1, as this machine numbers it: nspawn's child."""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+
+        def systemd() -> int | None:
+            assert self.process.poll() is None, "systemd-nspawn exited"
             for pid in children.read_text().split():
                 if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
                     return int(pid)
-            assert self.process.poll() is None, "systemd-nspawn exited"
-            time.sleep(0.1)
-        raise AssertionError("the container's systemd did not start")
+            return None
+
+        return poll(systemd, "the container's systemd", 30, errors=(OSError,))
 
     def journal(self, unit: str) -> str:
         return self.run("journalctl", "--no-pager", "-o", "cat", "-u", unit).stdout
@@ -440,21 +439,6 @@ class Machine:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def wait_for(check: Any, what: str, timeout: float = 90) -> Any:
-    """Poll ``check`` until it returns something true (errors count as not yet)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except (OSError, httpx.HTTPError, ssl.SSLError):
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -502,7 +486,7 @@ def test_the_hardened_units_serve_under_systemd(
             with httpx.Client(http2=True, verify=context) as client:
                 return client.get(f"https://localhost:{https}/")
 
-        page = wait_for(issued_page, "HTTPS with the certificate Pebble issued")
+        page = poll(issued_page, "HTTPS with the certificate Pebble issued", 90, errors=ISSUING)
         assert page.status_code == 200 and page.http_version == "HTTP/2"
         with httpx.Client() as client:
             plain = client.get(f"http://localhost:{pebble.http_port}/x?y=1")
@@ -518,9 +502,8 @@ def test_the_hardened_units_serve_under_systemd(
 
         reloaded = machine.run("systemctl", "reload", "hello.service")
         assert reloaded.returncode == 0, machine.journal("hello")
-        wait_for(
-            lambda: "started 2 workers with re-read settings" in machine.journal("hello"), "reload"
-        )
+        reread = "started 2 workers with re-read settings"
+        poll(lambda: reread in machine.journal("hello"), "the reload", 30)
         assert issued_page().status_code == 200
 
         stopped = machine.run("systemctl", "stop", "hello.service")

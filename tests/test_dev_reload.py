@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import clean_environ
-from tests.support import HelloProcess, run_hello
+from tests.support import HelloProcess, poll, run_hello
 
 APP = """
 async def app(scope, receive, send):
@@ -30,15 +29,8 @@ def write_app(directory: Path, text: str) -> None:
 
 def served_within(url: str, text: str, seconds: float) -> bool:
     """Whether ``url`` answers ``text`` before ``seconds`` pass (polled)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=5).text == text:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    return False
+    served = lambda: httpx.get(url, timeout=5).text == text  # noqa: E731
+    return poll(served, f"{url} answering {text!r}", seconds, errors=(httpx.TransportError,))
 
 
 class Poller:
