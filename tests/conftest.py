@@ -107,6 +107,27 @@ def tls_server(certs: Certs) -> Iterator[HelloProcess]:
         server.kill()
 
 
+HTTP2_ENGINES = ["ngh2", "h2"]  # libnghttp2, and Hypercorn's protocol on h2 (the fallback)
+
+
+@pytest.fixture(scope="module", params=HTTP2_ENGINES)
+def http2_engine(request: pytest.FixtureRequest) -> str:
+    """Each HTTP/2 engine in turn: a test taking it runs on both."""
+    engine: str = request.param
+    return engine
+
+
+@pytest.fixture
+def h2_server(certs: Certs, http2_engine: str) -> Iterator[HelloProcess]:
+    """``tls_server`` with each HTTP/2 engine in turn."""
+    flags = ["--bind", "127.0.0.1:0", *certs.flags(), "--http2-engine", http2_engine]
+    server = HelloProcess(flags, env=clean_environ())
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
 @pytest.fixture
 def plain_server() -> Iterator[HelloProcess]:
     server = HelloProcess(["--bind", "127.0.0.1:0"], env=clean_environ())

@@ -10,6 +10,10 @@ from collections.abc import Iterable, Iterator
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
+from wsproto.connection import Connection as WebSocket
+from wsproto.connection import ConnectionType
+from wsproto.events import TextMessage
 
 from tests.conftest import Certs
 from tests.support import HelloProcess
@@ -81,3 +85,41 @@ class H2Client:
         self.conn.send_headers(stream_id, headers, end_stream=True)
         if flush:
             self.flush()
+
+
+def websocket_over_http2(
+    server: HelloProcess, certs: Certs, path: str, texts: list[str]
+) -> list[str]:
+    """A WebSocket over HTTP/2 (RFC 8441: an extended CONNECT stream) to ``path``: each of
+    ``texts`` sent in turn, and the server's text reply to each."""
+    client = H2Client(server, certs)
+    settings = h2.settings.SettingCodes
+    for event in client.events():  # the server must allow extended CONNECT first
+        if isinstance(event, h2.events.RemoteSettingsChanged):
+            assert event.changed_settings[settings.ENABLE_CONNECT_PROTOCOL].new_value == 1
+            break
+    headers = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https")]
+    headers += [(":path", path), (":authority", "localhost"), ("sec-websocket-version", "13")]
+    client.conn.send_headers(1, headers)
+    client.flush()
+    socket_ = WebSocket(ConnectionType.CLIENT)
+    replies: list[str] = []
+    waiting = list(texts)
+    for event in client.events():
+        if isinstance(event, h2.events.ResponseReceived):
+            assert dict(event.headers)[b":status"] == b"200", event.headers
+        elif isinstance(event, h2.events.DataReceived):
+            client.conn.acknowledge_received_data(event.flow_controlled_length, 1)
+            socket_.receive_data(event.data)
+            replies += [str(m.data) for m in socket_.events() if isinstance(m, TextMessage)]
+        elif isinstance(event, h2.events.StreamReset | h2.events.StreamEnded):
+            break
+        else:
+            continue
+        if len(replies) == len(texts) - len(waiting):  # answered: the next message
+            if not waiting:
+                break
+            client.conn.send_data(1, socket_.send(TextMessage(data=waiting.pop(0))))
+            client.flush()
+    client.sock.close()
+    return replies

@@ -18,8 +18,8 @@ from wsproto.events import (
     TextMessage,
 )
 
-from tests.conftest import Certs, clean_environ
-from tests.h2client import host_port
+from tests.conftest import HTTP2_ENGINES, Certs, clean_environ
+from tests.h2client import host_port, websocket_over_http2
 from tests.projects import csrf_token, make_django_project
 from tests.support import HelloProcess, run_hello
 
@@ -90,6 +90,20 @@ def test_each_framework_owns_the_root(
 
 def test_quart_websocket_at_the_root(root_server: Callable[[str, bool], HelloProcess]) -> None:
     assert websocket_echo(root_server("quart", False), "/ws", "hi") == "echo: hi"
+
+
+@pytest.mark.parametrize("engine", HTTP2_ENGINES)
+def test_quart_websocket_over_http2(certs: Certs, engine: str) -> None:
+    """RFC 8441 (extended CONNECT) to the user's Quart app over TLS, on each HTTP/2 engine."""
+    args = ["--bind", "127.0.0.1:0", *certs.flags(), "--http2-engine", engine]
+    server = HelloProcess([*args, ROOT_APPS["quart"]], env=clean_environ(), cwd=APPS)
+    try:
+        replies = websocket_over_http2(server, certs, "/ws", ["one", "two", "three"])
+        assert replies == ["echo: one", "echo: two", "echo: three"]
+        assert server.stop() == 0
+        assert "Traceback" not in server.stderr, server.stderr
+    finally:
+        server.kill()
 
 
 def websocket_echo(server: HelloProcess, path: str, text: str) -> str:

@@ -68,7 +68,15 @@ def test_every_setting_has_a_flag() -> None:
 def test_version_and_help_exit_zero() -> None:
     version = run_hello(["--version"], env=clean_environ())
     assert version.returncode == 0
-    assert version.stdout.strip() == f"hello {__version__}"
+    import httptools
+    import ngh2
+
+    assert version.stdout.splitlines()[:3] == [
+        f"hello {__version__}",
+        f"HTTP/1.1: httptools {httptools.__version__}",
+        f"HTTP/2: ngh2 {ngh2.__version__}",
+    ]
+    assert version.stdout.splitlines()[3].startswith("HTTP/3: aioquic ")
     shown = run_hello(["--help"], env=clean_environ())
     assert shown.returncode == 0
     assert "--certfile" in shown.stdout

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 
 from hello import wire
 from hello.wire import h2 as h2_protocol
-from hello.wire import quic, tcp
+from hello.wire import http2, quic, tcp
 from tests.conftest import Certs, clean_environ
 from tests.h2client import H2Client, host_port
 from tests.support import HelloProcess
@@ -44,11 +46,32 @@ def test_install_replaces_each_global_and_says_what() -> None:
         "TLS read buffer",
     ]
     assert wire.install() == changed == wire.installed()  # a second call changes nothing
-    assert hypercorn.protocol.H2Protocol is h2_protocol.H2Protocol  # type: ignore[attr-defined]
+    assert hypercorn.protocol.H2Protocol is http2.H2Protocol  # type: ignore[attr-defined,comparison-overlap]
+    assert wire.http2_engine() == "ngh2"
     assert hypercorn.asyncio.run.TCPServer is tcp.GuardedTCPServer  # type: ignore[attr-defined]
     assert hypercorn.asyncio.run.UDPServer is quic.QuicServer  # type: ignore[attr-defined]
     built = hypercorn.protocol.H11Protocol  # type: ignore[attr-defined]
     assert built.__qualname__ == "_h1_or.<locals>.build"  # httptools is installed here
+
+
+def test_without_ngh2_http2_falls_back_to_h2_unless_ngh2_is_asked_for() -> None:
+    assert wire._http2_protocol("h2", h2_protocol.H2Protocol) is h2_protocol.H2Protocol
+    assert wire._http2_protocol("auto", h2_protocol.H2Protocol) is http2.H2Protocol
+    code = (
+        "import sys; sys.modules['ngh2'] = None\n"
+        "from hello import wire\n"
+        "from hello.errors import StartupError\n"
+        "try:\n"
+        "    wire.install('ngh2')\n"
+        "except StartupError as error:\n"
+        "    print('refused:', error)\n"
+        "wire.install('auto')\n"
+        "print('engine:', wire.http2_engine())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("refused: --http2-engine ngh2: ") and "choose h2" in lines[0]
+    assert lines[1] == "engine: h2"
 
 
 def test_install_refuses_a_name_hypercorn_no_longer_reads() -> None:
@@ -67,8 +90,9 @@ def plain() -> Iterator[HelloProcess]:
 
 
 @pytest.fixture(scope="module")
-def tls(certs: Certs) -> Iterator[HelloProcess]:
-    server = HelloProcess(["--bind", "127.0.0.1:0", *certs.flags(), *MOUNTS], env=clean_environ())
+def tls(certs: Certs, http2_engine: str) -> Iterator[HelloProcess]:
+    flags = ["--bind", "127.0.0.1:0", *certs.flags(), *MOUNTS, "--http2-engine", http2_engine]
+    server = HelloProcess(flags, env=clean_environ())
     try:
         yield server
     finally:
@@ -243,6 +267,28 @@ def test_http2_data_after_an_early_answer_leaves_the_connection_working(
     client.sock.close()
     assert statuses[3] == b"200" and bodies[3] == b"ok"
     assert "Traceback" not in tls.stderr
+
+
+def test_h2c_by_upgrade_answers_the_request_on_stream_one(http2_engine: str) -> None:
+    """An HTTP/1.1 request with Upgrade: h2c (nghttp -u) becomes HTTP/2's stream 1; the
+    next request goes on the same connection."""
+    flags = ["--bind", "127.0.0.1:0", "--http2-engine", http2_engine]
+    server = HelloProcess(flags, env=clean_environ())
+    try:
+        done = subprocess.run(
+            ["nghttp", "-u", "-v", "-m", "2", server.url + "/hello?name=Ada"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "HTTP Upgrade success" in done.stdout, done.stdout
+        streams = re.findall(r"recv \(stream_id=(\d+)\) :status: 200", done.stdout)
+        assert streams[0] == "1" and len(streams) == 2, streams
+        assert done.stdout.count("<title>Hello, Ada!</title>") == 2
+        assert server.stop() == 0
+        assert "Traceback" not in server.stderr, server.stderr
+    finally:
+        server.kill()
 
 
 def test_http2_oversized_head_gets_431_not_a_reset(tls: HelloProcess, certs: Certs) -> None:

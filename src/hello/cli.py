@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
         allow_abbrev=False,  # a typo such as --keyfil must fail, not guess
     )
-    parser.add_argument("--version", action="version", version=f"hello {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        nargs=0,
+        help="show the version and the engine behind each protocol, and exit",
+    )
     parser.add_argument(
         "--check",
         action="store_true",
@@ -138,3 +143,21 @@ def main_entry() -> NoReturn:
 def packed_entry(app: str) -> NoReturn:
     """The entry point of a file made by ``hello pack``: hello, with ``app`` as its APP."""
     raise SystemExit(main(packed_app=app))
+
+
+class _Version(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(_version())
+        parser.exit()
+
+
+def _version() -> str:
+    """hello's version, and the engine (library and version) behind each protocol."""
+    from hello.wire import engines
+
+    lines = [f"hello {__version__}"]
+    for role, library, version in engines():
+        lines.append(
+            f"{role}: {library} {version}" if version else f"{role}: {library} not installed"
+        )
+    return "\n".join(lines)

@@ -223,6 +223,15 @@ def parse_loop(text: str) -> str:
     return text
 
 
+HTTP2_ENGINES = ("auto", "ngh2", "h2")
+
+
+def parse_http2_engine(text: str) -> str:
+    if text not in HTTP2_ENGINES:
+        raise ValueError("expected one of " + ", ".join(HTTP2_ENGINES))
+    return text
+
+
 def parse_log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
         raise ValueError("expected one of " + ", ".join(LOG_LEVELS))

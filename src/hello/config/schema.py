@@ -30,6 +30,7 @@ from hello.config.parsers import (
     parse_header_text,
     parse_health_prefix,
     parse_host_port,
+    parse_http2_engine,
     parse_log_format,
     parse_log_level,
     parse_log_target,
@@ -194,6 +195,13 @@ class Settings:
         "event loop: uvloop, asyncio, or auto (uvloop where it is installed, else asyncio)",
         parse_loop,
         "LOOP",
+        "auto",
+    )
+    http2_engine: str = _option(
+        "HTTP/2 engine: ngh2 (libnghttp2), h2 (pure Python, Hypercorn's protocol), or auto "
+        "(ngh2 where it is installed, else h2)",
+        parse_http2_engine,
+        "ENGINE",
         "auto",
     )
     hsts_max_age: int = _option(

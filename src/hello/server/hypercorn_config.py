@@ -49,6 +49,7 @@ class HypercornConfig(Config):
     response_headers_extra: list[tuple[bytes, bytes]] = []
     _date: tuple[int, bytes] = (0, b"")
     _lines: tuple[int, bytes] = (0, b"")
+    _fields: tuple[int, tuple[tuple[bytes, bytes], ...]] = (0, ())
 
     def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
         second = int(time.time())
@@ -64,6 +65,13 @@ class HypercornConfig(Config):
             headers = self.response_headers(protocol)
             self._lines = (second, b"".join(b"%b: %b\r\n" % header for header in headers))
         return self._lines[1]
+
+    def response_fields(self) -> tuple[tuple[bytes, bytes], ...]:
+        """``response_headers`` for HTTP/2, made once a second."""
+        second = int(time.time())
+        if self._fields[0] != second:
+            self._fields = (second, tuple(self.response_headers("h2")))
+        return self._fields[1]
 
     reloader: CertificateReloader | None = None
 

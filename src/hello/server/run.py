@@ -46,7 +46,7 @@ def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> Non
     ``--reload`` this process only watches files: the app is built in the child that serves."""
     settings = _checked(settings)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload, once serving; never an exit
-    wire.install()
+    wire.install(settings.http2_engine)
     metrics = _metrics(settings)
     board = Board()  # the serving processes' readiness, for the operations listener
     if settings.reload:

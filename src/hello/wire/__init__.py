@@ -3,7 +3,9 @@
 - ``h1``, ``h1_cycle``, ``reading``: HTTP/1.1 on httptools (llhttp), read in ``data_received``;
   ``h1_rules``: what RFC 9112 asks of a request beyond what llhttp checks.
 - ``h11``: Hypercorn's h11 protocol, where h1 hands a connection over (Upgrade, h2c).
-- ``h2``, ``h2_headers``: HTTP/2, Hypercorn's protocol on h2, fixed and made lighter.
+- ``http2``, ``http2_stream``, ``ws``: HTTP/2 on libnghttp2 (ngh2), WebSocket over it.
+- ``h2``, ``h2_headers``: HTTP/2 where ngh2 is not used: Hypercorn's protocol on h2, fixed
+  and made lighter.
 - ``quic``: HTTP/3's UDP server, stopped promptly at shutdown.
 - ``tcp``: the TCP server: slow request bodies, the idle timer.
 - ``heads``: the checks every response head and body passes, on every protocol.
@@ -32,8 +34,11 @@ TLS_READ_BUFFER = 32 * 1024
 _installed: list[str] = []
 
 
-def install() -> list[str]:
-    """Apply every change, in order; return their names. A second call changes nothing."""
+def install(http2_engine: str = "auto") -> list[str]:
+    """Apply every change, in order; return their names. A second call changes nothing.
+
+    ``http2_engine``: "ngh2", "h2" (Hypercorn's protocol), or "auto" (ngh2 where it is
+    installed)."""
     if _installed:
         return list(_installed)
     import h2.utilities
@@ -50,6 +55,7 @@ def install() -> list[str]:
             "install the version pyproject.toml names"
         )
     wrapper = hypercorn.protocol.ProtocolWrapper
+    http2 = _http2_protocol(http2_engine, h2_protocol.H2Protocol)
     serve = hypercorn.asyncio.run.worker_serve
     # (what, where, name, the replacement, the code that must look the name up)
     changes: list[tuple[str, Any, str, Any, Any]] = [
@@ -60,7 +66,7 @@ def install() -> list[str]:
             h2_headers.reject_illegal_characters,
             h2.utilities.validate_headers,
         ),
-        ("HTTP/2 protocol", hypercorn.protocol, "H2Protocol", h2_protocol.H2Protocol, wrapper),
+        ("HTTP/2 protocol", hypercorn.protocol, "H2Protocol", http2, wrapper),
         ("HTTP/1.1 protocol", hypercorn.protocol, "H11Protocol", _h1_or(h11.H11Protocol), wrapper),
         ("TCP server", hypercorn.asyncio.run, "TCPServer", tcp.GuardedTCPServer, serve),
         ("UDP server", hypercorn.asyncio.run, "UDPServer", quic.QuicServer, serve),
@@ -74,6 +80,47 @@ def install() -> list[str]:
             raise StartupError(f"{what}: {name} could not be replaced")
         _installed.append(what)
     return list(_installed)
+
+
+def _http2_protocol(engine: str, fallback: type) -> type:
+    """The HTTP/2 protocol class for ``engine``; StartupError for ngh2 where it is missing."""
+    if engine == "h2":
+        return fallback
+    try:
+        from hello.wire.http2 import H2Protocol
+    except ImportError as error:
+        if engine == "ngh2":
+            raise StartupError(f"--http2-engine ngh2: {error}; install ngh2 or choose h2") from None
+        return fallback
+    return H2Protocol
+
+
+def http2_engine() -> str:
+    """The HTTP/2 engine serving this process (after ``install()``): "ngh2" or "h2"."""
+    import hypercorn.protocol
+
+    protocol: type = getattr(hypercorn.protocol, "H2Protocol")  # noqa: B009 (not exported)
+    return "ngh2" if protocol.__module__ == "hello.wire.http2" else "h2"
+
+
+def engines() -> list[tuple[str, str, str | None]]:
+    """(protocol, library, its version) for the engine serving each protocol by default; the
+    version None for HTTP/3 when aioquic is not installed."""
+    rows: list[tuple[str, str, str | None]] = []
+    for role, choices in (
+        ("HTTP/1.1", ("httptools", "h11")),
+        ("HTTP/2", ("ngh2", "h2")),
+        ("HTTP/3", ("aioquic",)),
+    ):
+        for library in choices:
+            try:
+                rows.append((role, library, importlib.metadata.version(library)))
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        else:
+            rows.append((role, choices[-1], None))
+    return rows
 
 
 def installed() -> list[str]:

@@ -32,6 +32,7 @@ from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
 
 from hello.heads import ResponseError
+from hello.stack.hsts import Hsts
 from hello.wire.h1_cycle import REASONS, Cycle
 from hello.wire.h1_rules import H2_PROTOCOL_ERROR, Refused, check_request, not_http1
 from hello.wire.reading import Meter, Reading
@@ -459,6 +460,15 @@ def http1_app(app: Any) -> Any:
         return None
     inner = app.app
     return getattr(inner, "http1", inner)
+
+
+def without_hsts(app: Any) -> tuple[Any, tuple[bytes, bytes] | None]:
+    """``app`` without an outermost HSTS layer (stack/hsts.py), and the header that layer adds
+    to responses over TLS (None if there is no such layer), for a protocol that adds it
+    itself: a wrapped ``send`` less a request."""
+    if type(app) is Hsts:
+        return app.app, app.header
+    return app, None
 
 
 def _unquote(path: bytes) -> str:

@@ -15,11 +15,12 @@ asyncio's own protocol would have.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 
 class Feed(Protocol):
-    """The connection's parser: h1.H1Protocol."""
+    """The connection's parser: h1.H1Protocol or http2.H2Protocol."""
 
     def feed(self, data: bytes) -> None: ...
 
@@ -48,6 +49,7 @@ class Reading(asyncio.Protocol):
         self.meter = meter
         self.paused = False
         self.writable: asyncio.Future[None] | None = None  # while the transport is full
+        self.resumed: Callable[[], None] | None = None  # told when the transport takes writes
 
     # --- asyncio's protocol interface ---
 
@@ -78,6 +80,8 @@ class Reading(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._wake_writer()
+        if self.resumed is not None:
+            self.resumed()
 
     # --- for h1.H1Protocol ---
 

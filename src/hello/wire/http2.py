@@ -1,0 +1,571 @@
+"""HTTP/2 for Hypercorn on libnghttp2 (ngh2), the engine behind curl's and Apache's HTTP/2.
+
+Hypercorn's HTTP/2 protocol runs framing, HPACK and flow control in the pure-Python h2
+library and each request through its generic stream layer: about 100 µs of server time an
+exchange, where libnghttp2 takes about 3. This protocol has the interface Hypercorn's
+``ProtocolWrapper`` builds for a connection that negotiated h2 (TLS ALPN, h2c by Upgrade or
+with prior knowledge) and speaks ASGI to the app directly, as h1.py does for HTTP/1.1: each
+request is a ``Stream`` (http2_stream.py) and a task running the app; served by hello's
+TCPServer, the connection is read in ``data_received`` (reading.py), and what the engine has
+to send goes to the transport once per turn of the loop.
+
+What libnghttp2 does itself: every check RFC 9113 asks of frames and of requests
+(pseudo-headers, connection-specific fields, Content-Length against DATA), HPACK with its
+limits, SETTINGS and PING answers, and the defences against floods of resets (CVE-2023-44487),
+SETTINGS, PINGs and CONTINUATIONs, each answered with GOAWAY. What is hello's: the windows
+(a request body's bytes go back to the client's window only once the app has read them),
+431 for a head over ``--max-header-size``, the response checks of heads.py, GOAWAY at a
+worker's shutdown and after ``keep_alive_max_requests`` streams, the idle timeout, and
+WebSocket over HTTP/2 (RFC 8441, through Hypercorn's WebSocket stream: ws.py).
+
+Where ngh2 cannot be imported, or with ``--http2-engine h2``, Hypercorn's protocol (h2.py)
+serves HTTP/2 instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+from urllib.parse import unquote
+
+import ngh2
+from hypercorn.config import Config
+from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
+
+from hello.heads import CONNECTION_SPECIFIC, ResponseError
+from hello.wire.h1 import http1_app, without_hsts
+from hello.wire.http2_gate import FrameGate
+from hello.wire.http2_stream import Stream
+from hello.wire.reading import Meter, Reading
+from hello.wire.ws import WebSocketStream
+
+log = logging.getLogger("hello")
+
+STREAM_WINDOW = 1024 * 1024  # each request body's flow-control window
+CONNECTION_WINDOW = 4 * 1024 * 1024  # all of a connection's request bodies together
+# Stream resets a client may send: a burst, then so many a second (libnghttp2's token
+# bucket; past it, GOAWAY). Rapid reset (CVE-2023-44487) is thousands a second.
+RESET_BURST, RESET_RATE = 200, 20
+WRITE_HIGH_WATER = 64 * 1024  # bytes queued on the transport before it pauses writing
+IDLE_CHECK = 0.5  # seconds between looks at the connection's timers
+DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection stays for a request in flight
+UPGRADE_DROPPED = CONNECTION_SPECIFIC | {b"http2-settings", b"te"}
+
+
+class H2Protocol:
+    """Hypercorn's HTTP/2 protocol interface, on libnghttp2."""
+
+    def __init__(
+        self,
+        app: AppWrapper,
+        config: Config,
+        context: WorkerContext,
+        task_group: TaskGroup,
+        connection_state: ConnectionState,
+        ssl: bool,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        send: Callable[[Event], Awaitable[None]],
+    ) -> None:
+        self.app: Any = app
+        # The app under hello's outer layers, called directly; HSTS is added here.
+        self.asgi, hsts = without_hsts(http1_app(app))
+        self.config: Any = config  # hello's HypercornConfig, or Hypercorn's own
+        settings = getattr(config, "settings", None)
+        # The outer layers skipped answer 431 (stack/limits.py): so does this protocol.
+        self.head_limit: int | None = (
+            settings.max_header_size if settings is not None and self.asgi is not None else None
+        )
+        self.context = context
+        self.task_group = task_group
+        self.connection_state = connection_state
+        self.scheme = "https" if ssl else "http"
+        self.hsts = (hsts,) if hsts is not None and ssl else ()
+        self.client = client
+        self.server = server
+        self.send = send
+        writer = getattr(getattr(send, "__self__", None), "writer", None)
+        self.writer = writer if isinstance(writer, asyncio.StreamWriter) else None
+        self.transport: asyncio.WriteTransport | None = (
+            self.writer.transport if self.writer is not None else None
+        )
+        self.reading: Reading | None = None
+        self.conn = ngh2.Connection(
+            ngh2.Role.SERVER,
+            ngh2.Configuration(
+                auto_window_update=False,
+                max_inbound_header_list_size=config.h2_max_header_list_size,
+                stream_reset_rate_limit=(RESET_BURST, RESET_RATE),
+            ),
+        )
+        self.local_settings = {
+            ngh2.Setting.MAX_CONCURRENT_STREAMS: config.h2_max_concurrent_streams,
+            ngh2.Setting.MAX_HEADER_LIST_SIZE: config.h2_max_header_list_size,
+            ngh2.Setting.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+            ngh2.Setting.ENABLE_CONNECT_PROTOCOL: 1,
+        }
+        self.gate = FrameGate(self)
+        self.client_reset: set[int] = set()  # streams the client reset, until they close
+        self.streams: dict[int, Stream] = {}
+        self.sockets: dict[int, WebSocketStream] = {}
+        self.waiting: dict[int, asyncio.Future[None]] = {}  # senders until their queue empties
+        self.closed = False
+        self.closing = False  # the final GOAWAY is queued: close once it is written
+        self.failed = False  # ended by hello for a violation it found
+        self.going_away = False  # GOAWAY sent: no new streams
+        self.write_due = False
+        self.write_blocked = False
+        self.requests = 0
+        self.resets = 0  # streams the client has reset
+        self.loop = loop = asyncio.get_running_loop()
+        self.sync_spawn = partial(loop.run_in_executor, None)
+        self.call_soon = partial(_call_soon, loop)
+        self.idle_since: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    # --- what tcp.py asks ---
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.streams or self.sockets)
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy
+
+    @property
+    def awaiting_body(self) -> bool:
+        return any(stream.more_body for stream in self.streams.values())
+
+    async def shutting_down(self) -> None:
+        self._go_away()
+
+    # --- Hypercorn's protocol interface ---
+
+    async def initiate(
+        self, headers: list[tuple[bytes, bytes]] | None = None, settings: bytes | None = None
+    ) -> None:
+        if settings is None:
+            self.conn.initiate_connection(self.local_settings)
+        else:  # h2c by Upgrade: the HTTP/1.1 request is stream 1
+            payload = base64.urlsafe_b64decode(settings + b"=" * (-len(settings) % 4))
+            method = dict(headers or ()).get(b":method", b"")
+            self.conn.initiate_upgrade(
+                payload, local_settings=self.local_settings, head_request=method == b"HEAD"
+            )
+        self.conn.set_local_window_size(CONNECTION_WINDOW)
+        if headers is not None:
+            kept = [(n, v) for n, v in headers if n.lower() not in UPGRADE_DROPPED]
+            self.gate.highest = 1
+            self._request(1, kept, True)
+        self._handle(self.conn.events())
+        self._write()
+
+    async def handle(self, event: Event) -> None:
+        if isinstance(event, RawData):
+            self.feed(event.data)
+        elif isinstance(event, Closed):
+            self._lost()
+
+    async def read_directly(
+        self, transport: asyncio.Transport, reader: asyncio.StreamReader, meter: Meter | None
+    ) -> asyncio.StreamReader:
+        """From now on, read the connection in ``data_received`` (reading.py), after what
+        ``reader`` holds; the reader returned learns of the connection's end."""
+        if transport.is_closing() or reader.at_eof():
+            return reader
+        self.reading = reading = Reading(self, transport, meter)
+        reading.resumed = self._resumed
+        transport.set_protocol(reading)
+        # The transport pauses writing past this (asyncio's TLS transport: 512 KiB), and the
+        # engine keeps the rest, in the app's own chunks.
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.transport = transport
+        reader.feed_eof()
+        early = await reader.read()
+        if early:
+            reading.data_received(early)
+        return reading.reader
+
+    def feed(self, data: bytes) -> None:
+        if not self.closed:
+            self.gate.feed(data)
+            self.want_write()
+
+    # --- http2_gate.Engine ---
+
+    def engine_feed(self, data: bytes | memoryview) -> bool:
+        """Hand ``data`` to the engine and act on what it makes of it; False once the
+        connection is ending."""
+        if self.closed or self.closing:
+            return False
+        try:
+            self.conn.receive_data(data)
+        except ngh2.NGH2Error as error:
+            # A flood or a fatal violation: the engine's GOAWAY, where it made one, then
+            # the close.
+            log.info("closing an HTTP/2 connection from %s: %s", self._peer(), error)
+            self._handle(self.conn.events())
+            self._close_now()
+            return False
+        self._handle(self.conn.events())
+        return not self.closing
+
+    def is_open(self, stream_id: int) -> bool:
+        return stream_id in self.streams or stream_id in self.sockets
+
+    def too_large(self, stream_id: int) -> None:
+        """A request head too large to decode: 431, then GOAWAY and the close."""
+        log.info("closing an HTTP/2 connection from %s: a request head over 64 KiB", self._peer())
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(self.conn.data_to_send())
+            # HEADERS, END_STREAM|END_HEADERS: ":status: 431", a literal with the name of
+            # HPACK's static entry 8 (the engine has no stream to encode it for).
+            block = b"\x08\x03431"
+            head = len(block).to_bytes(3, "big") + b"\x01\x05" + stream_id.to_bytes(4, "big")
+            transport.write(head + block)
+        self.fail(ngh2.ErrorCode.NO_ERROR)
+
+    def fail(self, code: int) -> None:
+        """End the connection for a violation the gate found: GOAWAY ``code``, then close."""
+        self.failed = True
+        try:
+            self.conn.terminate_connection(code)
+        except ngh2.NGH2Error:
+            pass
+        self._close_now()
+
+    # --- the engine's events ---
+
+    def _handle(self, events: list[ngh2.Event]) -> None:
+        for event in events:
+            if isinstance(event, ngh2.DataReceived):
+                stream = self.streams.get(event.stream_id)
+                if stream is not None:
+                    stream.add_body(event.data, event.end_stream)
+                elif event.stream_id in self.sockets:
+                    self.sockets[event.stream_id].received(event.data, event.end_stream)
+                elif event.data:  # for a stream already answered: its bytes are given back
+                    self.conn.acknowledge_received_data(len(event.data), event.stream_id)
+            elif isinstance(event, ngh2.RequestReceived):
+                self._request(event.stream_id, event.headers, event.end_stream)
+            elif isinstance(event, ngh2.StreamClosed):
+                self._stream_closed(event.stream_id, event.error_code)
+            elif isinstance(event, ngh2.StreamReset):
+                self._stream_reset(event.stream_id)
+            elif isinstance(event, ngh2.TrailersReceived):
+                if (stream := self.streams.get(event.stream_id)) is not None:
+                    stream.end_body()
+                elif event.stream_id in self.sockets:
+                    self.sockets[event.stream_id].received(b"", True)
+            elif isinstance(event, ngh2.ConnectionClosed):
+                self.closing = True
+                if event.error_code and not self.failed:
+                    # The engine ended it: a flood (resets, SETTINGS, PINGs...) or a
+                    # violation. Its GOAWAY is written before the close.
+                    code = _code_name(event.error_code)
+                    reason = event.debug_data.decode("utf-8", "replace") or (
+                        f"{self.resets} streams reset by the client"
+                        if self.resets >= RESET_BURST
+                        else "no reason given"
+                    )
+                    log.info(
+                        "closing an HTTP/2 connection from %s: GOAWAY %s (%s)",
+                        self._peer(),
+                        code,
+                        reason,
+                    )
+            elif isinstance(event, ngh2.GoAwayReceived):
+                self.going_away = True
+
+    def _request(self, stream_id: int, headers: Any, end: bool) -> None:
+        # After hello's GOAWAY the engine hands over no stream it did not name as taken.
+        method = path = b""
+        protocol: bytes | None = None
+        host: bytes | None = None
+        fields: list[tuple[bytes, bytes]] = [(b"host", b"")]
+        size = 0
+        for name, value in headers:
+            if name[0] == 58:  # b":"
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    path = value
+                elif name == b":authority":
+                    host = value
+                elif name == b":protocol":
+                    protocol = value
+            else:
+                if name == b"host":
+                    host = host if host is not None else value
+                    continue
+                fields.append((name, value))
+                size += len(name) + len(value) + 4
+        fields[0] = (b"host", host or b"")
+        raw_path, _, query = path.partition(b"?")
+        self.requests += 1
+        if self.requests >= self.config.keep_alive_max_requests:
+            self._go_away()  # this one is answered; the client opens a new connection
+        if self.idle_since is not None or self.requests == 1:
+            self.idle_since = None
+            if self.requests == 1:
+                self.task_group.spawn(self.send, Updated(idle=False))
+                self._arm_timer()
+        if method == b"CONNECT":
+            self.sockets[stream_id] = WebSocketStream(
+                self, stream_id, fields, raw_path, protocol is not None
+            )
+            return
+        text = raw_path.decode("ascii", "replace")
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"spec_version": "2.3", "version": "3.0"},
+            "http_version": "2",
+            "method": method.decode("ascii"),
+            "scheme": self.scheme,
+            "path": unquote(text) if "%" in text else text,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": self.config.root_path,
+            "headers": fields,
+            "client": self.client,
+            "server": self.server,
+            "state": self.connection_state.copy(),
+            "extensions": {"http.response.trailers": {}},
+        }
+        stream = Stream(self, stream_id, scope)
+        if end:
+            stream.more_body = False
+        self.streams[stream_id] = stream
+        too_big = self.head_limit is not None and size + len(raw_path) > self.head_limit
+        self.task_group.spawn(self._run, stream, too_big)
+
+    def _stream_reset(self, stream_id: int) -> None:
+        self.client_reset.add(stream_id)
+        self.resets += 1
+        if (stream := self.streams.get(stream_id)) is not None:
+            stream.gone()
+        elif (socket := self.sockets.get(stream_id)) is not None:
+            socket.gone()
+        self._wake(stream_id)
+
+    def _stream_closed(self, stream_id: int, code: int) -> None:
+        # Closed by the client (its END_STREAM and ours, or its reset): no frame may follow.
+        # Reset by this side: frames the client sent before it knew are let through.
+        by_client = stream_id in self.client_reset or not code
+        self.client_reset.discard(stream_id)
+        self.gate.stream_closed(stream_id, by_client)
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            if not stream.complete or stream.more_body:
+                stream.gone()
+            if stream.unacknowledged:  # the connection's window gets them back
+                self.conn.acknowledge_received_data(stream.unacknowledged, stream_id)
+                stream.unacknowledged = 0
+        elif (socket := self.sockets.pop(stream_id, None)) is not None:
+            socket.gone()
+        self._wake(stream_id)
+        if not self.streams and not self.sockets:
+            self.idle_since = self.loop.time()
+            if self.going_away:
+                self._finish()
+
+    # --- running the app ---
+
+    async def _run(self, stream: Stream, too_big: bool) -> None:
+        scope = stream.scope
+        try:
+            if too_big:
+                body = b"Request Header Fields Too Large\n"
+                headers = [(b"content-type", b"text/plain; charset=utf-8")]
+                await stream.send(
+                    {"type": "http.response.start", "status": 431, "headers": headers}
+                )
+                await stream.send({"type": "http.response.body", "body": body})
+            elif self.asgi is not None:
+                await self.asgi(scope, stream.receive, stream.send)
+            else:
+                await self.app(scope, stream.receive, stream.send, self.sync_spawn, self.call_soon)
+        except asyncio.CancelledError:
+            raise
+        except ResponseError as error:  # where no ASGI layer of hello's caught it first
+            log.error("%s %s: response refused: %s", scope["method"], scope["path"], error)
+        except Exception:
+            await self.config.log.exception("Error in ASGI Framework")
+        if stream.disconnected or self.closed:
+            return
+        if not stream.started:  # the app failed before its response: a 500 says so
+            stream.status, stream.headers, stream.declared = 500, [], None
+            stream.started = True
+            await stream.send({"type": "http.response.body", "body": b""})
+        elif not stream.complete:
+            stream.reset(ngh2.ErrorCode.INTERNAL_ERROR)  # it returned without ending it
+
+    # --- writing: what the engine has to send, once per turn of the loop ---
+
+    def want_write(self) -> None:
+        if not self.write_due and not self.closed:
+            self.write_due = True
+            self.loop.call_soon(self._write)
+
+    def _write(self) -> None:
+        self.write_due = False
+        transport = self.transport
+        if self.closed:
+            return
+        if transport is None:  # not served by Hypercorn's TCPServer: its send() writes
+            data = self.conn.data_to_send()
+            if data:
+                self.task_group.spawn(self.send, RawData(data))
+        else:
+            if transport.is_closing():
+                return
+            while not self._full(transport):
+                data = self.conn.data_to_send(WRITE_HIGH_WATER)
+                if not data:
+                    break
+                transport.write(data)
+        self._handle(self.conn.events())
+        for stream_id in list(self.waiting):
+            if not self.conn.queued_body_size(stream_id):
+                self._wake(stream_id)
+        if self.closing:
+            self._close_now()
+
+    def wait_queue(self, stream: Stream | WebSocketStream) -> asyncio.Future[None]:
+        """A future done once ``stream``'s queued body is framed (or the stream is gone)."""
+        waiter = self.waiting.get(stream.stream_id)
+        if waiter is None:
+            waiter = self.waiting[stream.stream_id] = self.loop.create_future()
+        return waiter
+
+    def _wake(self, stream_id: int) -> None:
+        waiter = self.waiting.pop(stream_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _full(self, transport: asyncio.WriteTransport) -> bool:
+        """Whether the transport has paused writing (the client is not taking what was
+        sent); if so, the engine is asked again once it resumes."""
+        if self.reading is not None:
+            full = self.reading.writable is not None
+        else:
+            full = transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+        if full and not self.write_blocked:
+            self.write_blocked = True
+            if self.reading is None and self.writer is not None:
+                self.task_group.spawn(self._drained)
+        return full
+
+    async def _drained(self) -> None:
+        assert self.writer is not None
+        try:
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError):
+            self._lost()
+            return
+        self._resumed()
+
+    def _resumed(self) -> None:
+        if self.write_blocked:
+            self.write_blocked = False
+            self.want_write()
+
+    def response_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers the server adds to every response (date, server, alt-svc, HSTS)."""
+        fields = getattr(self.config, "response_fields", None)  # hello's HypercornConfig
+        if fields is None:
+            return (*self.config.response_headers("h2"), *self.hsts)
+        headers: tuple[tuple[bytes, bytes], ...] = fields()
+        return headers + self.hsts if self.hsts else headers
+
+    # --- the connection's end ---
+
+    def _go_away(self) -> None:
+        """No new streams: GOAWAY naming the last stream taken; close once those are done."""
+        if self.going_away or self.closed:
+            return
+        self.going_away = True
+        try:
+            self.conn.send_goaway(ngh2.ErrorCode.NO_ERROR)
+        except ngh2.NGH2Error:
+            pass
+        if not self.streams and not self.sockets:
+            self._finish()
+        self.want_write()
+
+    def _finish(self) -> None:
+        """All streams are done: the final GOAWAY, then the close."""
+        try:
+            self.conn.terminate_connection(ngh2.ErrorCode.NO_ERROR)
+        except ngh2.NGH2Error:
+            pass
+        self.closing = True
+        self.want_write()
+
+    def _close_now(self) -> None:
+        if self.closed:
+            return
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            try:
+                data = self.conn.data_to_send()
+            except ngh2.NGH2Error:
+                data = b""
+            if data:
+                transport.write(data)
+        self._lost()
+        self.task_group.spawn(self.send, Closed())
+
+    def _lost(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        for stream in self.streams.values():
+            stream.gone()
+        for socket in self.sockets.values():
+            socket.gone()
+        for stream_id in list(self.waiting):
+            self._wake(stream_id)
+
+    def _arm_timer(self) -> None:
+        self.timer = self.loop.call_later(IDLE_CHECK, self._check)
+
+    def _check(self) -> None:
+        """Every IDLE_CHECK: GOAWAY once the worker shuts down, and the idle timeout."""
+        self.timer = None
+        if self.closed:
+            return
+        if self.context.terminated.is_set() and not self.going_away:
+            self._go_away()
+        idle = self.idle_since is not None and self.loop.time() - self.idle_since
+        if idle and not self.closing:
+            limit = DRAIN_IDLE if self.going_away else self.config.keep_alive_timeout
+            if idle >= limit:
+                self.going_away = True
+                self._finish()
+        self._arm_timer()
+
+    def _peer(self) -> str:
+        return self.client[0] if self.client else "?"
+
+
+def _code_name(code: int) -> str:
+    try:
+        return ngh2.ErrorCode(code).name
+    except ValueError:
+        return hex(code)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, func: Callable[..., Any], *args: Any) -> Any:
+    future = asyncio.run_coroutine_threadsafe(func(*args), loop)
+    return future.result()
