@@ -274,3 +274,15 @@ def test_the_idle_timer_is_restarted_and_stopped_without_waiting_on_the_loop() -
 def test_a_websocket_over_http2_reaches_a_mounted_app(server: HelloProcess, certs: Certs) -> None:
     """RFC 8441: an extended CONNECT stream carries the WebSocket to the app at /s."""
     assert websocket_over_http2(server, certs, "/s/ws", ["hi"]) == ["echo: hi"]
+
+
+@pytest.mark.parametrize("http2_engine", ["ngh2"], indirect=True)  # h2: Hypercorn's close
+def test_a_connection_retired_after_1000_requests_loses_none(
+    server: HelloProcess, certs: Certs
+) -> None:
+    """After 1,000 requests a connection is retired with GOAWAY, sent once nothing is in
+    flight: httpx fails a request in flight when GOAWAY comes, and retries on a new
+    connection one it had not sent."""
+    with httpx.Client(http2=True, verify=certs.client_context()) as client:
+        statuses = [client.get(f"{server.url}/s/x/stream").status_code for _ in range(1100)]
+    assert statuses == [200] * 1100

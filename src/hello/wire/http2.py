@@ -53,8 +53,15 @@ CONNECTION_WINDOW = 4 * 1024 * 1024  # all of a connection's request bodies toge
 RESET_BURST, RESET_RATE = 200, 20
 WRITE_HIGH_WATER = 64 * 1024  # bytes queued on the transport before it pauses writing
 IDLE_CHECK = 0.5  # seconds between looks at the connection's timers
+# A connection is retired after keep_alive_max_requests (1,000) requests with GOAWAY, sent
+# once no stream is in flight: httpx (httpcore) fails every request in flight when GOAWAY
+# arrives, even those the GOAWAY says will be answered, where one that was not sent yet is
+# retried on a new connection. A client that never lets the connection go idle gets GOAWAY
+# at RETIRE_BY times that many requests all the same.
+RETIRE_BY = 2
 DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection stays for a request in flight
 UPGRADE_DROPPED = CONNECTION_SPECIFIC | {b"http2-settings", b"te"}
+METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
 
 
 class H2Protocol:
@@ -140,7 +147,10 @@ class H2Protocol:
 
     @property
     def awaiting_body(self) -> bool:
-        return any(stream.more_body for stream in self.streams.values())
+        for stream in self.streams.values():  # asked on every read: no generator
+            if stream.more_body:
+                return True
+        return False
 
     async def shutting_down(self) -> None:
         self._go_away()
@@ -232,8 +242,10 @@ class H2Protocol:
             transport.write(head + block)
         self.fail(ngh2.ErrorCode.NO_ERROR)
 
-    def fail(self, code: int) -> None:
+    def fail(self, code: int, why: str = "") -> None:
         """End the connection for a violation the gate found: GOAWAY ``code``, then close."""
+        if not self.failed and why:
+            log.info("closing an HTTP/2 connection from %s: %s", self._peer(), why)
         self.failed = True
         try:
             self.conn.terminate_connection(code)
@@ -310,7 +322,7 @@ class H2Protocol:
         fields[0] = (b"host", host or b"")
         raw_path, _, query = path.partition(b"?")
         self.requests += 1
-        if self.requests >= self.config.keep_alive_max_requests:
+        if self.requests >= RETIRE_BY * self.config.keep_alive_max_requests:
             self._go_away()  # this one is answered; the client opens a new connection
         if self.idle_since is not None or self.requests == 1:
             self.idle_since = None
@@ -327,7 +339,7 @@ class H2Protocol:
             "type": "http",
             "asgi": {"spec_version": "2.3", "version": "3.0"},
             "http_version": "2",
-            "method": method.decode("ascii"),
+            "method": METHODS.get(method) or method.decode("ascii"),
             "scheme": self.scheme,
             "path": unquote(text) if "%" in text else text,
             "raw_path": raw_path,
@@ -375,6 +387,8 @@ class H2Protocol:
             self.idle_since = self.loop.time()
             if self.going_away:
                 self._finish()
+            elif self.requests >= self.config.keep_alive_max_requests:
+                self._go_away()  # retired while nothing is in flight: see RETIRE_BY
 
     # --- running the app ---
 

@@ -20,12 +20,14 @@ is not packaged for the CI machine).
 
 from __future__ import annotations
 
+import struct
 from typing import Protocol
 
 import ngh2
 
 PREFACE = 24  # the client's connection preface: bytes before the first frame
 HEAD = 9  # a frame header
+FRAME = struct.Struct(">HBBBI")  # its length (16 + 8 bits), type, flags and stream
 DATA, HEADERS, PRIORITY, RST_STREAM, WINDOW_UPDATE, CONTINUATION = 0x0, 0x1, 0x2, 0x3, 0x8, 0x9
 END_HEADERS = 0x4
 MAX_WINDOW = 2**31 - 1
@@ -46,7 +48,7 @@ class Engine(Protocol):
 
     def is_open(self, stream_id: int) -> bool: ...
 
-    def fail(self, code: int) -> None: ...
+    def fail(self, code: int, why: str = "") -> None: ...
 
     def too_large(self, stream_id: int) -> None: ...  # 431 on the stream, then the close
 
@@ -81,11 +83,11 @@ class FrameGate:
             if size - position < HEAD:
                 stop = position  # an incomplete header: kept for the next read
                 break
-            length = int.from_bytes(data[position : position + 3], "big")
-            kind = data[position + 3]
-            stream_id = int.from_bytes(data[position + 5 : position + HEAD], "big") & MAX_WINDOW
+            high, low, kind, flags, stream_id = FRAME.unpack_from(data, position)
+            length = high << 8 | low
+            stream_id &= MAX_WINDOW
             end = position + HEAD + length
-            if kind == HEADERS and not data[position + 4] & END_HEADERS:
+            if kind == HEADERS and not flags & END_HEADERS:
                 # CONTINUATION frames follow: the block goes to the engine once it is whole.
                 if engine.engine_feed(memoryview(data)[start:position]):
                     self.pass_through = 0
@@ -110,7 +112,9 @@ class FrameGate:
                 start = position
                 payload = int.from_bytes(data[position + HEAD : position + HEAD + 4], "big")
                 if kind == PRIORITY and length == 5 and payload & MAX_WINDOW == stream_id:
-                    engine.fail(ngh2.ErrorCode.PROTOCOL_ERROR)  # depends on itself
+                    engine.fail(
+                        ngh2.ErrorCode.PROTOCOL_ERROR, f"stream {stream_id} depends on itself"
+                    )
                     return
                 if kind == WINDOW_UPDATE and length == 4 and self._overflows(stream_id, payload):
                     start = end  # the frame is dropped; the stream is reset instead
@@ -119,7 +123,7 @@ class FrameGate:
                         return
                     start = end
             elif kind == PRIORITY and not stream_id:
-                engine.fail(ngh2.ErrorCode.PROTOCOL_ERROR)
+                engine.fail(ngh2.ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0")
                 return
             position = end
         if position > size:  # the rest of this frame's payload comes in later reads
@@ -169,14 +173,16 @@ class FrameGate:
         if engine.is_open(stream_id):
             return True
         closed_by_client = self.closed.get(stream_id)
+        what = "DATA" if kind == DATA else "HEADERS"
         if closed_by_client:
-            engine.fail(ngh2.ErrorCode.STREAM_CLOSED)
+            engine.fail(ngh2.ErrorCode.STREAM_CLOSED, f"{what} on stream {stream_id}, closed")
             return False
         if kind == HEADERS and closed_by_client is None and stream_id & 1:
             if stream_id > self.highest:
                 self.highest = stream_id
                 return True
-            engine.fail(ngh2.ErrorCode.PROTOCOL_ERROR)  # a lower identifier than one used
+            why = f"HEADERS opening stream {stream_id}, below stream {self.highest}"
+            engine.fail(ngh2.ErrorCode.PROTOCOL_ERROR, why)
             return False
         return True  # a stream this side reset, or one the engine judges itself
 
