@@ -286,3 +286,29 @@ def test_a_connection_retired_after_1000_requests_loses_none(
     with httpx.Client(http2=True, verify=certs.client_context()) as client:
         statuses = [client.get(f"{server.url}/s/x/stream").status_code for _ in range(1100)]
     assert statuses == [200] * 1100
+
+
+def test_response_trailers_reach_a_client_that_takes_them(
+    server: HelloProcess, certs: Certs
+) -> None:
+    """An app's http.response.trailers go out as a HEADERS frame ending the stream, to a
+    client that sent TE: trailers; another gets the body alone, ended."""
+    client = H2Client(server, certs)
+    client.request(1, "/s/trailers/a", ("te", "trailers"))
+    client.request(3, "/s/trailers/b")
+    trailers: dict[int, dict[bytes, bytes]] = {}
+    ended: set[int] = set()
+    bodies = {1: b"", 3: b""}
+    for event in client.events():
+        if isinstance(event, h2.events.TrailersReceived):
+            trailers[event.stream_id] = dict(event.headers)
+        elif isinstance(event, h2.events.DataReceived):
+            bodies[event.stream_id] += event.data
+            client.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        if isinstance(event, h2.events.StreamEnded):
+            ended.add(event.stream_id)
+            if ended == {1, 3}:
+                break
+    client.sock.close()
+    assert trailers == {1: {b"x-checksum": b"abc123"}}
+    assert bodies == {1: b"body", 3: b"body"}

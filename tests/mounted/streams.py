@@ -3,7 +3,8 @@ and requests that wait for another: ``/hold/NAME`` takes the first chunk of its 
 waits for a request to ``/release/NAME``; ``/late/NAME`` waits for it too, then answers
 without reading its body. ``/send/NAME?size=N&chunk=M`` sends N bytes in chunks of M, then
 its end; ``/ending/NAME`` answers once it is sending that end (no other task runs before the
-server has taken it), ``/state/NAME`` at once: ``ending`` once it is, else ``sending``."""
+server has taken it), ``/state/NAME`` at once: ``ending`` once it is, else ``sending``.
+``/trailers/NAME`` sends a body, then the trailer ``x-checksum``."""
 
 import asyncio
 from collections import defaultdict
@@ -36,6 +37,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "http.response.body", "body": part, "more_body": True})
         ENDING[name].set()
         await send({"type": "http.response.body", "body": b""})
+        return
+    if action == "trailers":  # a body, then trailers (where the client takes them)
+        head = {"type": "http.response.start", "status": 200, "headers": [], "trailers": True}
+        await send(head)
+        await send({"type": "http.response.body", "body": b"body", "more_body": False})
+        headers = [(b"x-checksum", b"abc123")]
+        await send({"type": "http.response.trailers", "headers": headers, "more_trailers": False})
         return
     if action == "ending":
         await ENDING[name].wait()
