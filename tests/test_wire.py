@@ -13,6 +13,7 @@ from pathlib import Path
 
 import h2.errors
 import h2.events
+import hpack
 import hypercorn.asyncio.run
 import hypercorn.protocol
 import pytest
@@ -318,3 +319,38 @@ def test_the_log_holds_no_exception(plain: HelloProcess, tls: HelloProcess) -> N
     """Run last in this module: whatever the tests above sent, no connection task died."""
     for server in (plain, tls):
         assert "Traceback" not in server.stderr and "Error in ASGI" not in server.stderr
+
+
+@pytest.mark.parametrize("http2_engine", ["ngh2"], indirect=True)  # its frame gate
+def test_http2_frames_libnghttp2_would_ignore_end_the_connection(
+    tls: HelloProcess, certs: Certs
+) -> None:
+    """RFC 9113 asks for a connection error where libnghttp2 would ignore the frame: HEADERS
+    reusing a lower stream identifier (PROTOCOL_ERROR), DATA after the client's own
+    RST_STREAM (STREAM_CLOSED). wire/http2_gate.py answers both; the log says which."""
+    for code, frames in (
+        (h2.errors.ErrorCodes.PROTOCOL_ERROR, "lower"),
+        (h2.errors.ErrorCodes.STREAM_CLOSED, "after reset"),
+    ):
+        client = H2Client(tls, certs)
+        client.request(5 if frames == "lower" else 1, "/a/ok")
+        if frames == "lower":  # a block of literals, decodable by itself, for stream 3
+            block = hpack.Encoder().encode(
+                [
+                    (b":method", b"GET"),
+                    (b":path", b"/"),
+                    (b":scheme", b"https"),
+                    (b":authority", b"localhost"),
+                ]
+            )
+            raw = len(block).to_bytes(3, "big") + b"\x01\x05" + (3).to_bytes(4, "big") + block
+        else:
+            client.conn.reset_stream(1, h2.errors.ErrorCodes.CANCEL)
+            client.flush()
+            raw = b"\x00\x00\x01\x00\x01" + (1).to_bytes(4, "big") + b"x"  # DATA, END_STREAM
+        client.sock.sendall(raw)
+        ended = [e for e in client.events() if isinstance(e, h2.events.ConnectionTerminated)]
+        client.sock.close()
+        assert ended and ended[0].error_code == code, (frames, ended)
+    tls.wait_for_output("HEADERS opening stream 3, below stream 5")
+    tls.wait_for_output("DATA on stream 1, closed")

@@ -104,7 +104,7 @@ class H1Protocol:
         self.closed = False
         self.loop = loop = asyncio.get_running_loop()
         self.sync_spawn = partial(loop.run_in_executor, None)
-        self.call_soon = partial(_call_soon, loop)
+        self.call_soon = partial(run_from_thread, loop)
         self.idle_since: float | None = None  # keep-alive: when the last response ended
         self.idle_timer: asyncio.TimerHandle | None = None
 
@@ -476,6 +476,7 @@ def _unquote(path: bytes) -> str:
     return unquote(text) if "%" in text else text
 
 
-def _call_soon(loop: asyncio.AbstractEventLoop, func: Callable[..., Any], *args: Any) -> Any:
+def run_from_thread(loop: asyncio.AbstractEventLoop, func: Callable[..., Any], *args: Any) -> Any:
+    """Hypercorn's ``call_soon`` for WSGI-style apps: run ``func`` on ``loop`` from a thread."""
     future = asyncio.run_coroutine_threadsafe(func(*args), loop)
     return future.result()

@@ -38,7 +38,7 @@ from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
 
 from hello.heads import CONNECTION_SPECIFIC, ResponseError
-from hello.wire.h1 import http1_app, without_hsts
+from hello.wire.h1 import http1_app, run_from_thread, without_hsts
 from hello.wire.http2_gate import FrameGate
 from hello.wire.http2_stream import Stream
 from hello.wire.reading import Meter, Reading
@@ -59,6 +59,7 @@ IDLE_CHECK = 0.5  # seconds between looks at the connection's timers
 # retried on a new connection. A client that never lets the connection go idle gets GOAWAY
 # at RETIRE_BY times that many requests all the same.
 RETIRE_BY = 2
+SHUTDOWN_GOAWAY_WAIT = 1.0  # seconds a stopping worker waits for a moment with no stream
 DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection stays for a request in flight
 UPGRADE_DROPPED = CONNECTION_SPECIFIC | {b"http2-settings", b"te"}
 METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
@@ -131,8 +132,9 @@ class H2Protocol:
         self.resets = 0  # streams the client has reset
         self.loop = loop = asyncio.get_running_loop()
         self.sync_spawn = partial(loop.run_in_executor, None)
-        self.call_soon = partial(_call_soon, loop)
+        self.call_soon = partial(run_from_thread, loop)
         self.idle_since: float | None = None
+        self.terminated_at = 0.0  # loop time the worker's shutdown was first seen
         self.timer: asyncio.TimerHandle | None = None
 
     # --- what tcp.py asks ---
@@ -387,7 +389,10 @@ class H2Protocol:
             self.idle_since = self.loop.time()
             if self.going_away:
                 self._finish()
-            elif self.requests >= self.config.keep_alive_max_requests:
+            elif (
+                self.requests >= self.config.keep_alive_max_requests
+                or self.context.terminated.is_set()
+            ):
                 self._go_away()  # retired while nothing is in flight: see RETIRE_BY
 
     # --- running the app ---
@@ -560,7 +565,12 @@ class H2Protocol:
         if self.closed:
             return
         if self.context.terminated.is_set() and not self.going_away:
-            self._go_away()
+            # The worker stops: GOAWAY once nothing is in flight (see RETIRE_BY), or after
+            # SHUTDOWN_GOAWAY_WAIT all the same, so the client moves on.
+            now = self.loop.time()
+            self.terminated_at = self.terminated_at or now
+            if not self.streams or now - self.terminated_at >= SHUTDOWN_GOAWAY_WAIT:
+                self._go_away()
         idle = self.idle_since is not None and self.loop.time() - self.idle_since
         if idle and not self.closing:
             limit = DRAIN_IDLE if self.going_away else self.config.keep_alive_timeout
@@ -578,8 +588,3 @@ def _code_name(code: int) -> str:
         return ngh2.ErrorCode(code).name
     except ValueError:
         return hex(code)
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, func: Callable[..., Any], *args: Any) -> Any:
-    future = asyncio.run_coroutine_threadsafe(func(*args), loop)
-    return future.result()

@@ -14,8 +14,8 @@ before a frame whose verdict depends on what the engine made of the frames befor
 after each RST_STREAM. A
 violation ends the connection with the code the RFC names; treating a stream error as a
 connection error is allowed (RFC 9113 5.4.1) and the clients that trip these are broken.
-What this costs is measured per request in scripts/bench (the h2spec run, not a test: h2spec
-is not packaged for the CI machine).
+h2spec -S (run by hand: it is not packaged for the CI machine) checks every case;
+tests/test_wire.py checks two of them.
 """
 
 from __future__ import annotations
