@@ -275,5 +275,58 @@ def test_uvloop_asked_for_but_missing(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "hello: error: --loop uvloop: uvloop is not installed here; install hello with the uvloop "
-        "extra (pip install 'hello[uvloop]') or use --loop asyncio"
+        "extra (pip install '.[uvloop]' in its checkout) or use --loop asyncio"
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "missing", "error"),
+    [
+        (["--loop", "uvloop"], "uvloop", "--loop uvloop: uvloop is not installed here"),
+        (
+            ["--quic-bind", "127.0.0.1:0"],
+            "aioquic",
+            "--quic-bind 127.0.0.1:0: HTTP/3 needs aioquic",
+        ),
+        (
+            ["--acme-domain", "example.org", "--insecure-bind", "127.0.0.1:0"],
+            "acme",
+            "--acme-domain example.org: ACME needs the acme extra",
+        ),
+        (["--self-signed"], "cryptography", "--self-signed: the local CA needs cryptography"),
+        (["--reload"], "watchfiles", "--reload: it needs watchfiles"),
+        (["--http2-engine", "ngh2"], "ngh2", "--http2-engine ngh2: "),
+    ],
+)
+def test_check_refuses_what_a_start_refuses(
+    args: list[str], missing: str, error: str, certs: Certs, tmp_path: Path
+) -> None:
+    """A library the flags need, made unimportable: a start and --check give the same line."""
+    (tmp_path / missing).mkdir()
+    (tmp_path / missing / "__init__.py").write_text("raise ImportError('not here')\n")
+    env = clean_environ() | {"PYTHONPATH": str(tmp_path)}
+    if "--quic-bind" in args:
+        args = [*args, *certs.flags()]
+    args = [*args, "--bind", "127.0.0.1:0", "--state-dir", str(tmp_path / "state")]
+    started = run_hello(args, env=env)
+    checked = run_hello(["--check", *args], env=env)
+    assert started.returncode == checked.returncode == 2, started.stderr
+    assert started.stderr == checked.stderr
+    (line,) = checked.stderr.splitlines()
+    assert line.startswith(f"hello: error: {error}"), line
+    assert checked.stdout == ""
+    assert not (tmp_path / "state").exists()  # --check writes nothing
+
+
+def test_check_refuses_a_state_dir_that_a_start_cannot_write(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    args = ["--self-signed", "--state-dir", str(blocker / "state"), "--bind", "127.0.0.1:0"]
+    started = run_hello(args, env=clean_environ())
+    checked = run_hello(["--check", *args], env=clean_environ())
+    assert started.returncode == checked.returncode == 2
+    assert (
+        started.stderr
+        == checked.stderr
+        == (f"hello: error: --state-dir {blocker / 'state'}: {blocker} is not a directory\n")
+    )

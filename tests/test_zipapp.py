@@ -177,6 +177,38 @@ def test_check_from_the_pyz(pyz: Path, shared_certs: Certs) -> None:
     assert len(lines) == 3
 
 
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--loop", "uvloop"], "hello: error: --loop uvloop: uvloop is not installed here"),
+        (
+            ["--acme-domain", "example.org", "--insecure-bind", "127.0.0.1:0"],
+            "hello: error: --acme-domain example.org: ACME needs the acme extra",
+        ),
+    ],
+)
+def test_check_from_the_pyz_refuses_what_its_start_refuses(
+    pyz: Path, flags: list[str], error: str, tmp_path: Path
+) -> None:
+    """The pyz has neither uvloop nor acme: --check exits 2 with a start's own line."""
+    args = [*flags, "--bind", "127.0.0.1:0", "--state-dir", str(tmp_path)]
+    env = {"PATH": BARE_PATH}
+    runs = [
+        subprocess.run(
+            [BARE_PYTHON, str(pyz), *extra, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        for extra in ([], ["--check"])
+    ]
+    for done in runs:
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(error) and done.stderr.count("\n") == 1, done.stderr
+    assert runs[0].stderr == runs[1].stderr
+
+
 def test_mounts_apps_from_pythonpath(pyz: Path) -> None:
     mounted = ROOT / "tests" / "mounted"
     server = HelloProcess(

@@ -14,9 +14,10 @@ def check(settings: Settings) -> None:
             named = [settings.source(n) for n in ("static", "mount") if getattr(settings, n)]
             raise ConfigError(f"{' and '.join(named)}: prefix {prefix} is given twice")
     _check_acme(settings)
+    _check_self_signed(settings)
     _check_reload(settings)
     _check_recycling(settings)
-    if settings.quic_bind and not (settings.certfile or settings.keyfile or settings.acme):
+    if settings.quic_bind and not _wants_tls(settings):
         raise ConfigError(
             f"{settings.describe('quic_bind')}: HTTP/3 needs TLS; set --certfile and --keyfile"
         )
@@ -48,14 +49,30 @@ def _check_acme(settings: Settings) -> None:
             f"{settings.describe('acme_domain')} needs --insecure-bind: the CA checks each "
             "name over plain HTTP on port 80 (http-01)"
         )
-    if settings.insecure_bind and not (settings.certfile or settings.keyfile or settings.acme):
+    if settings.insecure_bind and not _wants_tls(settings):
         raise ConfigError(
             f"{settings.describe('insecure_bind')} redirects to HTTPS, which needs "
-            "--certfile and --keyfile or --acme-domain"
+            "--certfile and --keyfile, --acme-domain or --self-signed"
         )
     for name in ("acme_email", "acme_ca_bundle", "acme_renew_days"):
         if settings.source(name) != "default" and not settings.acme:
             raise ConfigError(f"{settings.describe(name)} is only used with --acme-domain")
+
+
+def _check_self_signed(settings: Settings) -> None:
+    if not settings.self_signed:
+        return
+    for name in ("certfile", "keyfile", "acme_domain"):
+        if getattr(settings, name):
+            raise ConfigError(
+                f"{settings.describe('self_signed')} and {settings.describe(name)}: choose one "
+                "source of the certificate"
+            )
+
+
+def _wants_tls(settings: Settings) -> bool:
+    """Whether some setting asks for TLS (a pair, ACME, the local CA), complete or not."""
+    return bool(settings.certfile or settings.keyfile or settings.acme or settings.self_signed)
 
 
 def _check_recycling(settings: Settings) -> None:

@@ -114,6 +114,14 @@ class Settings:
     keyfile: Path | None = _option(
         "PEM private key for TLS (needs --certfile)", parse_path, "FILE", None
     )
+    self_signed: bool = _option(
+        "HTTPS and HTTP/2 on this machine in one step: a certificate for localhost, "
+        "127.0.0.1 and ::1 from a local CA that hello makes in --state-dir and reuses; the "
+        "start logs the command that makes browsers trust the CA (needs the acme extra)",
+        parse_bool,
+        "BOOL",
+        False,
+    )
     insecure_bind: tuple[str, ...] = _option(
         "also listen for plain HTTP here: ACME http-01 challenges are answered, everything "
         "else is redirected (308) to https with its path and query (repeatable; needs TLS)",
@@ -163,7 +171,8 @@ class Settings:
         0.0,
     )
     state_dir: Path = _option(
-        "where ACME state is kept: account key, certificate and key (mode 0700)",
+        "where ACME state (account key, certificate and key) and the --self-signed CA are "
+        "kept (mode 0700)",
         parse_path,
         "DIR",
         default_state_dir(),
@@ -397,7 +406,14 @@ class Settings:
         """``--certfile cert.pem``, ``HELLO_CERTFILE=cert.pem``: the value as the user gave it."""
         value = getattr(self, name)
         source = self.source(name)
-        shown = " ".join(_show(item) for item in value) if isinstance(value, tuple) else str(value)
+        if isinstance(value, bool):
+            if source.startswith("--"):
+                return source if value else f"--no-{source[2:]}"  # as it was typed
+            shown = "true" if value else "false"
+        elif isinstance(value, tuple):
+            shown = " ".join(_show(item) for item in value)
+        else:
+            shown = str(value)
         if source.startswith(ENV_PREFIX):
             return f"{source}={shown}"
         return f"{source} {shown}"

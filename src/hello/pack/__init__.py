@@ -123,7 +123,7 @@ def pack(args: argparse.Namespace) -> None:
     if importlib.util.find_spec("shiv") is None:
         raise ConfigError(
             "hello pack needs shiv, which this installation lacks; install hello with the "
-            "pack extra (pip install 'hello[pack]')"
+            "pack extra (pip install '.[pack]' in its checkout)"
         ) from None
     output: Path = args.output.resolve()
     epoch = os.environ.get("SOURCE_DATE_EPOCH") or str(_newest(sources, output))

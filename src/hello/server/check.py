@@ -1,9 +1,11 @@
 """``hello --check``: build the app from the settings and ask it for pages in-process.
 
 For smoke tests and container health checks: no socket is opened, so it also works where the
-server's port is taken or unreachable. The app's lifespan runs around the requests, as it would
-under a server. The bundled site must answer / and /legacy/ with 200; a user's APP must answer
-/ without a server error (its / may well be a 404 or a redirect).
+server's port is taken or unreachable. What a start would refuse, it refuses too, with the same
+line and exit code (an extra the flags need, a certificate pair that does not load). The
+app's lifespan runs around the requests, as it would under a server. The bundled site must
+answer / and /legacy/ with 200; a user's APP must answer / without a server error (its / may
+well be a 404 or a redirect).
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ from collections.abc import Callable
 from hello.asgi_types import ASGIApp, Message
 from hello.config import Settings
 from hello.ops.lifecycle import Lifecycle
+from hello.server.run import require
 from hello.stack.build import build_app
-from hello.tls import create_ssl_context
 
 SITE_PATHS = ("/", "/legacy/")
 
 
 def run_check(settings: Settings, report: Callable[[str], None] = print) -> bool:
     """Report one line a path; True when every path answered as it should."""
+    require(settings)  # as a start would: the extras the flags need, the certificate pair
     if settings.tls:
-        create_ssl_context(settings)
         report(f"tls: {settings.certfile} and {settings.keyfile} load and match")
     app = build_app(settings, Lifecycle())
     if settings.app is None:

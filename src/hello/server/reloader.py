@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from hello.errors import ConfigError, HelloError
+from hello.errors import HelloError
 from hello.ops.lifecycle import Board
 from hello.server.worker import KILL_MARGIN, STOP_SIGNALS, Worker, serve
 
@@ -56,13 +56,8 @@ class Reloader:
         self.hangup = False
 
     def run(self) -> None:
-        try:
-            from watchfiles import PythonFilter, watch
-        except ImportError:
-            raise ConfigError(
-                "--reload needs watchfiles, which this installation lacks; install hello with "
-                "the reload extra (pip install 'hello[reload]')"
-            ) from None
+        from watchfiles import PythonFilter, watch  # present: run.require() checked it
+
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._stop)
         signal.signal(signal.SIGHUP, self._hangup)

@@ -10,6 +10,7 @@ SIGINT passes the signal on and waits for them.
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import shutil
@@ -74,20 +75,69 @@ def recycles(settings: Settings) -> bool:
 
 
 def _checked(settings: Settings) -> Settings:
-    """``settings`` ready to serve: ACME state prepared, certificates loaded once, logging."""
+    """``settings`` ready to serve: what they need is here, ACME state or the local CA
+    prepared, certificates loaded once, logging configured."""
+    require(settings)
+    if settings.acme or settings.self_signed:
+        _configure_logging(settings)  # what the preparation finds is worth a line
     if settings.acme:
-        settings = _prepare_acme(settings)
+        from hello.tls import acme
+
+        settings = acme.prepare(settings)
+    if settings.self_signed:
+        from hello.tls import local
+
+        settings = local.prepare(settings)
     if settings.tls:
         create_ssl_context(settings)  # a bad pair fails here, with the flag named
-    if settings.quic_bind:
-        _require_aioquic(settings)
+    _configure_logging(settings)
+    return settings
+
+
+def require(settings: Settings) -> None:
+    """ConfigError, naming the flag, for what ``settings`` need and this installation lacks
+    (an extra, the HTTP/2 engine), or for a certificate pair that does not load. Checked by a
+    start and by --check alike; nothing is written."""
+    needs = [
+        ("acme_domain", ("acme", "josepy", "cryptography"), "ACME needs the acme extra", "acme"),
+        ("self_signed", ("cryptography",), "the local CA needs cryptography", "acme"),
+        ("quic_bind", ("aioquic",), "HTTP/3 needs aioquic", "h3"),
+        ("reload", ("watchfiles",), "it needs watchfiles", "reload"),
+    ]
+    for name, modules, what, extra in needs:
+        if getattr(settings, name) and not all(_imports(module) for module in modules):
+            raise ConfigError(
+                f"{settings.describe(name)}: {what}, which this installation lacks; install "
+                f"hello with the {extra} extra (pip install '.[{extra}]' in its checkout)"
+            )
     if settings.loop == "uvloop" and uvloop_module() is None:
         raise ConfigError(
             f"{settings.describe('loop')}: uvloop is not installed here; install hello with "
-            "the uvloop extra (pip install 'hello[uvloop]') or use --loop asyncio"
+            "the uvloop extra (pip install '.[uvloop]' in its checkout) or use --loop asyncio"
         )
-    _configure_logging(settings)
-    return settings
+    wire.http2_protocol(settings.http2_engine)  # ngh2, when asked for, must import
+    if settings.acme or settings.self_signed:
+        _require_writable(settings)
+    if settings.tls:
+        create_ssl_context(settings)
+
+
+def _require_writable(settings: Settings) -> None:
+    """The state directory, or the directory it would be made in, can be written."""
+    existing = settings.state_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "not a directory" if not existing.is_dir() else "not writable"
+        raise ConfigError(f"{settings.describe('state_dir')}: {existing} is {why}")
+
+
+def _imports(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def _app(settings: Settings, lifecycle: Lifecycle, metrics: Metrics | None) -> ASGIApp:
@@ -150,18 +200,6 @@ class _LostClientWrites(logging.Filter):
         return record.getMessage() != "socket.send() raised exception."
 
 
-def _prepare_acme(settings: Settings) -> Settings:
-    try:
-        from hello.tls import acme
-    except ImportError as error:
-        raise ConfigError(
-            f"{settings.describe('acme_domain')}: ACME needs the acme extra, which this "
-            f"installation lacks ({error}); install hello with pip install 'hello[acme]'"
-        ) from None
-    _configure_logging(settings)  # what prepare() finds is worth a line
-    return acme.prepare(settings)
-
-
 def _insecure_gate(settings: Settings, app: ASGIApp, sockets: Sockets) -> ASGIApp:
     """Plain-HTTP listeners answer ACME challenges and redirect the rest to https."""
     port = settings.https_port
@@ -171,16 +209,6 @@ def _insecure_gate(settings: Settings, app: ASGIApp, sockets: Sockets) -> ASGIAp
             443,
         )
     return InsecureGate(app, settings.state_dir / "challenges", port)
-
-
-def _require_aioquic(settings: Settings) -> None:
-    try:
-        import aioquic  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            f"{settings.describe('quic_bind')}: HTTP/3 needs aioquic, which this installation "
-            "lacks; install hello with the h3 extra (pip install 'hello[h3]')"
-        ) from None
 
 
 def _metrics(settings: Settings) -> Metrics | None:

@@ -15,7 +15,7 @@ neither log nor metrics, is called directly by hello's HTTP/1.1 protocol (see ``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from hello.asgi_types import ASGIApp
 from hello.config import Settings
@@ -33,9 +33,12 @@ from hello.stack.mounts import PrefixDispatcher, WSGIMount
 from hello.stack.observe import Exchange, Observer, Watcher, access_logger
 from hello.stack.recycle import RequestBudget
 
+if TYPE_CHECKING:
+    from hello.site.live import SiteStats
+
 LEGACY_PREFIX = "/legacy"
 STATIC_PREFIX = "/static"
-SITE_ROUTES = ("/hello", "/time")  # the bundled Quart app's own pages
+SITE_ROUTES = ("/hello", "/time", "/live")  # the bundled Quart app's own pages
 
 
 def route_prefixes(config: Settings) -> list[str]:
@@ -61,8 +64,9 @@ def build_app(
     lifespans: list[tuple[str, ASGIApp]] = []
     if config.app or config.mount:
         extend_path(config.pythonpath)
+    stats: SiteStats | None = None
     if config.app is None:
-        root = _bundled_site(config, lifecycle, mounted, metrics)
+        root, stats = _bundled_site(config, lifecycle, mounted, metrics)
         lifespans.append(("hello", root))
     else:
         label = config.describe("app")
@@ -88,8 +92,9 @@ def build_app(
             mounted[spec.prefix] = cast(ASGIApp, app)
             lifespans.append((spec.prefix, mounted[spec.prefix]))
     composed = PrefixDispatcher(root, mounted) if mounted else root
-    if config.app is None:
-        composed = IndexPage(cast(StaticFiles, mounted[STATIC_PREFIX]), "index.html", composed)
+    if stats is not None:  # the bundled site
+        index = IndexPage(cast(StaticFiles, mounted[STATIC_PREFIX]), "index.html", composed)
+        composed = stats.counting(index)
     if config.health_path is not None:
         composed = Health(composed, config.health_path, lifecycle)
     if config.hsts_max_age and (config.tls or config.acme):
@@ -115,20 +120,24 @@ def _bundled_site(
     lifecycle: Lifecycle,
     mounted: dict[str, ASGIApp],
     metrics: Metrics | None,
-) -> ASGIApp:
-    """The bundled site's Quart app (its root), with /static and /legacy put in ``mounted``."""
+) -> tuple[ASGIApp, SiteStats]:
+    """The bundled site's Quart app (its root), with /static and /legacy put in ``mounted``;
+    and what its live view counts, which wraps the whole site."""
     from hello.files.sources import BundledSite
     from hello.ops.tasks import Scheduler
     from hello.site import legacy, web
     from hello.site.clock import Clock
+    from hello.site.live import SiteStats
 
     site = BundledSite.load()
+    stats = SiteStats()
     scheduler = Scheduler()
     clock = Clock(scheduler, config.time_file)
-    quart = cast(ASGIApp, web.create_app(lifecycle, site.asset_path, scheduler, clock))
-    mounted[LEGACY_PREFIX] = _wsgi(legacy.create_app(), config, LEGACY_PREFIX, metrics)
+    quart = cast(ASGIApp, web.create_app(lifecycle, site.asset_path, scheduler, clock, stats))
+    flask = legacy.create_app(lambda name: "/static/" + site.asset_path(name), config.max_body_size)
+    mounted[LEGACY_PREFIX] = _wsgi(flask, config, LEGACY_PREFIX, metrics)
     mounted[STATIC_PREFIX] = StaticFiles(site)
-    return quart
+    return quart, stats
 
 
 def _access_log(config: Settings) -> Callable[[Exchange], None] | None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from types import CodeType, FunctionType
 from typing import Any
 
-from hello.errors import StartupError
+from hello.errors import ConfigError, StartupError
 
 HYPERCORN_SERIES = "0.18."  # the release whose internals these changes are made for
 # asyncio gives each TLS connection a 256 KiB read buffer, allocated whole up front (400 idle
@@ -55,7 +55,7 @@ def install(http2_engine: str = "auto") -> list[str]:
             "install the version pyproject.toml names"
         )
     wrapper = hypercorn.protocol.ProtocolWrapper
-    http2 = _http2_protocol(http2_engine, h2_protocol.H2Protocol)
+    http2 = http2_protocol(http2_engine) or h2_protocol.H2Protocol
     serve = hypercorn.asyncio.run.worker_serve
     # (what, where, name, the replacement, the code that must look the name up)
     changes: list[tuple[str, Any, str, Any, Any]] = [
@@ -82,16 +82,17 @@ def install(http2_engine: str = "auto") -> list[str]:
     return list(_installed)
 
 
-def _http2_protocol(engine: str, fallback: type) -> type:
-    """The HTTP/2 protocol class for ``engine``; StartupError for ngh2 where it is missing."""
+def http2_protocol(engine: str) -> type | None:
+    """hello's HTTP/2 protocol on ngh2 for ``engine``, or None for Hypercorn's (h2, or auto
+    where ngh2 cannot be imported); ConfigError for ngh2 where it is missing."""
     if engine == "h2":
-        return fallback
+        return None
     try:
         from hello.wire.http2 import H2Protocol
     except ImportError as error:
         if engine == "ngh2":
-            raise StartupError(f"--http2-engine ngh2: {error}; install ngh2 or choose h2") from None
-        return fallback
+            raise ConfigError(f"--http2-engine ngh2: {error}; install ngh2 or choose h2") from None
+        return None
     return H2Protocol
 
 

@@ -1,15 +1,17 @@
-"""The Quart root app of the bundled site: its dynamic pages."""
+"""The Quart root app of the bundled site: its dynamic pages, its error pages, its live view."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from jinja2 import PackageLoader
-from quart import Quart
+from quart import Quart, Response, render_template
+from werkzeug.exceptions import HTTPException
 
 from hello.ops.lifecycle import Lifecycle
 from hello.ops.tasks import Scheduler
 from hello.site.clock import Clock
+from hello.site.live import SiteStats, create_live_blueprint
 from hello.site.web.pages import create_time_blueprint, pages
 
 
@@ -18,6 +20,7 @@ def create_app(
     asset_path: Callable[[str], str],
     scheduler: Scheduler,
     clock: Clock,
+    stats: SiteStats,
 ) -> Quart:
     """The Quart app; the scheduled tasks run in the primary worker (``lifecycle.primary``).
 
@@ -26,10 +29,12 @@ def create_app(
     """
     app = Quart(__name__, static_folder=None)
     # Templates load through importlib, like the static files: from a wheel, zipapp or zip.
-    app.jinja_loader = PackageLoader("hello.site.web", "templates")
+    app.jinja_loader = PackageLoader("hello.site", "templates")
     app.jinja_env.globals["asset_url"] = lambda name: "/static/" + asset_path(name)
     app.register_blueprint(pages)
     app.register_blueprint(create_time_blueprint(clock))
+    app.register_blueprint(create_live_blueprint(stats, clock, lifecycle))
+    app.register_error_handler(HTTPException, _error_page)
 
     @app.before_serving
     async def _started() -> None:
@@ -40,3 +45,18 @@ def create_app(
         await scheduler.stop()
 
     return app
+
+
+async def _error_page(error: HTTPException) -> Response:
+    """404, 405, 500…: the site's own page, with the headers the error carries (Allow).
+
+    Also the answer to an exception in a page, which Quart logs and then hands here as a
+    500 (its InternalServerError)."""
+    page = await render_template(
+        "error.html", code=error.code, name=error.name, description=error.description
+    )
+    response = Response(page, error.code or 500, mimetype="text/html")
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
