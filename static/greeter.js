@@ -27,7 +27,9 @@ function connect(delay) {
   socket.addEventListener("message", (event) => {
     const live = JSON.parse(event.data);
     state.textContent = "connected, WebSocket over " + live.protocol;
-    document.getElementById("live-time").textContent = live.time || "not yet recorded";
+    const time = document.getElementById("live-time");
+    time.textContent = live.time ? live.time.slice(11, 19) + " UTC" : "not yet recorded";
+    time.title = live.time || "";
     document.getElementById("live-requests").textContent = live.requests.toLocaleString("en");
     document.getElementById("live-uptime").textContent = uptime(live.uptime);
     delay = 1000;

@@ -166,9 +166,9 @@ def test_the_index_page_shows_the_live_view(browser: Browser, site: str) -> None
     assert page.text_content("#live-page") == "HTTP/2"
     state = page.text_content("#live-state") or ""
     assert state == "connected, WebSocket over HTTP/2", state  # RFC 8441, in Chromium
-    assert re.fullmatch(
-        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", page.text_content("#live-time") or ""
-    )
+    assert re.fullmatch(r"\d\d:\d\d:\d\d UTC", page.text_content("#live-time") or "")
+    iso = page.get_attribute("#live-time", "title") or ""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", iso), iso
     screenshot(page, "index")
     visit.assert_clean()
 
@@ -206,6 +206,22 @@ def test_dark_mode_keeps_its_contrast(browser: Browser, site: str) -> None:
     for text, ground in colours:
         assert contrast(hex_colour(text), hex_colour(ground)) >= 4.5, (text, ground)
     screenshot(page, "index-dark")
+    visit.assert_clean()
+
+
+@pytest.mark.parametrize("path", ["/", "/hello?name=Ada", "/legacy/", "/legacy/upload"])
+def test_pages_fit_a_phone_screen(browser: Browser, site: str, path: str) -> None:
+    """390 CSS pixels wide at 3 device pixels each: nothing scrolls sideways, the logo is
+    drawn from its SVG (sharp at any density)."""
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=3)
+    visit = Visit()
+    visit.watch(page)
+    page.goto(site + path)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    logo = page.locator("h1 img")
+    assert (logo.get_attribute("src") or "").endswith(".svg")
+    if path == "/":
+        screenshot(page, "index-phone")
     visit.assert_clean()
 
 
