@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio.constants
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -312,3 +314,33 @@ def test_response_trailers_reach_a_client_that_takes_them(
     client.sock.close()
     assert trailers == {1: {b"x-checksum": b"abc123"}}
     assert bodies == {1: b"body", 3: b"body"}
+
+
+def test_after_goaway_a_request_the_client_sent_in_the_meantime_is_left_for_a_retry(
+    certs: Certs,
+) -> None:
+    """A stopping server's GOAWAY names the last stream it took; the connection stays open a
+    moment after it, so a request the client sent before the GOAWAY reached it is neither
+    answered nor cut off mid-write: the client reads the GOAWAY and sends it elsewhere."""
+    server = HelloProcess(["--bind", "127.0.0.1:0", *certs.flags()], env=clean_environ())
+    try:
+        client = H2Client(server, certs)
+        client.request(1, "/hello")
+        statuses, _ = client.read_all([1])
+        assert statuses == {1: b"200"}
+        server.signal(signal.SIGTERM)
+        goaway = next(e for e in client.events() if isinstance(e, h2.events.ConnectionTerminated))
+        assert (goaway.error_code, goaway.last_stream_id) == (0, 1)
+        sent = time.monotonic()
+        client.sock.sendall(  # as if it had crossed the GOAWAY: h2 itself refuses it now
+            b"\x00\x00\x00\x01\x05\x00\x00\x00\x03"  # HEADERS, END_STREAM|END_HEADERS, stream 3
+        )
+        after = list(client.events())  # until the server closes the connection
+        closed = time.monotonic() - sent
+        client.sock.close()
+        assert not any(getattr(e, "stream_id", 0) == 3 for e in after), after
+        assert closed >= 0.4  # not closed under the client's feet (DRAIN_IDLE: 1 s)
+        assert server.wait(timeout=10) == 0
+        assert "closing an HTTP/2 connection" not in server.stderr
+    finally:
+        server.kill()

@@ -100,6 +100,22 @@ def test_a_silent_connection_is_closed_without_a_handshake(strict_server: HelloP
         assert raw.recv(1) == b""  # closed by the server after --header-timeout
 
 
+@pytest.mark.slow
+def test_a_tls_client_that_never_answers_the_close_is_let_go_quietly(
+    strict_server: HelloProcess, certs: Certs
+) -> None:
+    """Like slowloris over TLS: the server closes an idle client after --header-timeout and
+    sends close_notify; the client answers nothing, and asyncio gives up waiting for it after
+    its SSL shutdown timeout (30 s). That ends the connection, not with a logged traceback."""
+    with tls_socket(strict_server, certs, "http/1.1") as client:
+        port = host_port(strict_server)[1]
+        poll(lambda: established(port) == 0, "the server ends the connection", 45)
+        assert client.fileno() != -1  # still open on this side: nothing was answered
+    strict_server.stop()
+    assert "Traceback" not in strict_server.stderr, strict_server.stderr
+    assert "SSL shutdown timed out" not in strict_server.stderr
+
+
 def read_all(sock: socket.socket) -> bytes:
     chunks = []
     while chunk := sock.recv(65536):

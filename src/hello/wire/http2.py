@@ -60,7 +60,11 @@ IDLE_CHECK = 0.5  # seconds between looks at the connection's timers
 # at RETIRE_BY times that many requests all the same.
 RETIRE_BY = 2
 SHUTDOWN_GOAWAY_WAIT = 1.0  # seconds a stopping worker waits for a moment with no stream
-DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection stays for a request in flight
+# After GOAWAY, seconds the connection stays open once its last stream is done: a request the
+# client sent before the GOAWAY reached it is not taken (its id is above the GOAWAY's), and the
+# client, having read the GOAWAY, sends it again on a new connection. Closed at once, the
+# client's write fails instead (httpx: WriteError, "EOF occurred in violation of protocol").
+DRAIN_IDLE = 1.0
 UPGRADE_DROPPED = CONNECTION_SPECIFIC | {b"http2-settings", b"te"}
 METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
 
@@ -218,6 +222,10 @@ class H2Protocol:
             return False
         try:
             self.conn.receive_data(data)
+        except ngh2.ConnectionStateError:
+            if self.going_away:  # lingering after GOAWAY (DRAIN_IDLE): what comes is dropped
+                return False
+            raise
         except ngh2.NGH2Error as error:
             # A flood or a fatal violation: the engine's GOAWAY, where it made one, then
             # the close.
@@ -279,6 +287,11 @@ class H2Protocol:
                 elif event.stream_id in self.sockets:
                     self.sockets[event.stream_id].received(b"", True)
             elif isinstance(event, ngh2.ConnectionClosed):
+                if not event.error_code and self.going_away and not self.closing:
+                    # libnghttp2 is done once its GOAWAY is out and no stream is open; the
+                    # transport stays DRAIN_IDLE longer all the same (see DRAIN_IDLE).
+                    self.idle_since = self.loop.time()
+                    continue
                 self.closing = True
                 if event.error_code and not self.failed:
                     # The engine ended it: a flood (resets, SETTINGS, PINGs...) or a
@@ -387,9 +400,7 @@ class H2Protocol:
         self._wake(stream_id)
         if not self.streams and not self.sockets:
             self.idle_since = self.loop.time()
-            if self.going_away:
-                self._finish()
-            elif (
+            if not self.going_away and (
                 self.requests >= self.config.keep_alive_max_requests
                 or self.context.terminated.is_set()
             ):
@@ -507,7 +518,8 @@ class H2Protocol:
     # --- the connection's end ---
 
     def _go_away(self) -> None:
-        """No new streams: GOAWAY naming the last stream taken; close once those are done."""
+        """No new streams: GOAWAY naming the last stream taken; close DRAIN_IDLE after those
+        are done."""
         if self.going_away or self.closed:
             return
         self.going_away = True
@@ -515,8 +527,8 @@ class H2Protocol:
             self.conn.send_goaway(ngh2.ErrorCode.NO_ERROR)
         except ngh2.NGH2Error:
             pass
-        if not self.streams and not self.sockets:
-            self._finish()
+        if self.idle_since is not None:
+            self.idle_since = self.loop.time()  # DRAIN_IDLE counts from the GOAWAY
         self.want_write()
 
     def _finish(self) -> None:

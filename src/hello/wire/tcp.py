@@ -115,6 +115,15 @@ class GuardedTCPServer(TCPServer):
         finally:
             OPEN.discard(self)
 
+    async def _close(self) -> None:
+        """Hypercorn's close, without the traceback it logs when a TLS client never answers
+        the server's close_notify: asyncio gives up after its SSL shutdown timeout (30 s)
+        and raises TimeoutError, which Hypercorn does not catch. Slowloris clients do that."""
+        try:
+            await super()._close()
+        except (TimeoutError, SSLError, OSError):
+            pass
+
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, RawData) and self.writer.transport.is_closing():
             return  # the client is gone: asyncio would log each write past the fifth
