@@ -344,3 +344,22 @@ def test_after_goaway_a_request_the_client_sent_in_the_meantime_is_left_for_a_re
         assert "closing an HTTP/2 connection" not in server.stderr
     finally:
         server.kill()
+
+
+def test_a_clients_goaway_ends_the_connection_at_once(certs: Certs) -> None:
+    """The client's GOAWAY is not hello's: no lingering, the connection closes (or answers the
+    PING that follows), as h2spec 3.8/1 asks."""
+    server = HelloProcess(["--bind", "127.0.0.1:0", *certs.flags()], env=clean_environ())
+    try:
+        client = H2Client(server, certs)
+        goaway = b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + bytes(8)  # last stream 0, NO_ERROR
+        ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"h2spec  "
+        client.sock.sendall(goaway + ping)
+        started = time.monotonic()
+        while client.sock.recv(65536):  # until the server closes the connection
+            pass
+        assert time.monotonic() - started < 0.5  # at once, not DRAIN_IDLE later
+        client.sock.close()
+        assert server.stop() == 0
+    finally:
+        server.kill()

@@ -88,8 +88,8 @@ def _checked(settings: Settings) -> Settings:
         from hello.tls import local
 
         settings = local.prepare(settings)
-    if settings.tls:
-        create_ssl_context(settings)  # a bad pair fails here, with the flag named
+    if settings.acme or settings.self_signed:
+        create_ssl_context(settings)  # the pair just prepared (require() loaded a given one)
     _configure_logging(settings)
     return settings
 

@@ -129,7 +129,8 @@ class H2Protocol:
         self.closed = False
         self.closing = False  # the final GOAWAY is queued: close once it is written
         self.failed = False  # ended by hello for a violation it found
-        self.going_away = False  # GOAWAY sent: no new streams
+        self.going_away = False  # GOAWAY sent or received: no new streams
+        self.client_went_away = False  # the client's GOAWAY arrived
         self.write_due = False
         self.write_blocked = False
         self.requests = 0
@@ -157,6 +158,12 @@ class H2Protocol:
             if stream.more_body:
                 return True
         return False
+
+    @property
+    def lingers(self) -> bool:
+        """Whether the connection waits out DRAIN_IDLE after hello's GOAWAY (not the
+        client's: a client that said GOAWAY is not sending again)."""
+        return self.going_away and not self.client_went_away and not self.closing
 
     async def shutting_down(self) -> None:
         self._go_away()
@@ -223,7 +230,7 @@ class H2Protocol:
         try:
             self.conn.receive_data(data)
         except ngh2.ConnectionStateError:
-            if self.going_away:  # lingering after GOAWAY (DRAIN_IDLE): what comes is dropped
+            if self.lingers:  # after hello's GOAWAY (DRAIN_IDLE): what comes is dropped
                 return False
             raise
         except ngh2.NGH2Error as error:
@@ -287,7 +294,7 @@ class H2Protocol:
                 elif event.stream_id in self.sockets:
                     self.sockets[event.stream_id].received(b"", True)
             elif isinstance(event, ngh2.ConnectionClosed):
-                if not event.error_code and self.going_away and not self.closing:
+                if not event.error_code and self.lingers:
                     # libnghttp2 is done once its GOAWAY is out and no stream is open; the
                     # transport stays DRAIN_IDLE longer all the same (see DRAIN_IDLE).
                     self.idle_since = self.loop.time()
@@ -309,7 +316,7 @@ class H2Protocol:
                         reason,
                     )
             elif isinstance(event, ngh2.GoAwayReceived):
-                self.going_away = True
+                self.going_away = self.client_went_away = True
 
     def _request(self, stream_id: int, headers: Any, end: bool) -> None:
         # After hello's GOAWAY the engine hands over no stream it did not name as taken.
