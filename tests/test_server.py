@@ -312,6 +312,21 @@ def test_sigint_stops_cleanly_and_quickly(plain_server: HelloProcess) -> None:
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_stop_signals_during_the_exit_do_not_kill_it(loop: str) -> None:
+    """A second SIGTERM (a supervisor, an impatient script) while the process finishes its
+    stop leaves the exit clean: 0, not killed by the signal (-15). Once the event loop had
+    closed, its handlers were gone and the default action killed the process."""
+    server = HelloProcess(["--bind", "127.0.0.1:0", "--loop", loop], env=clean_environ())
+    try:
+        while server.process.poll() is None:
+            server.signal(signal.SIGTERM)
+            time.sleep(0.002)  # pacing the signals, not waiting for a state
+        assert server.process.returncode == 0, server.stderr
+    finally:
+        server.kill()
+
+
 def test_workers_share_the_listener_and_stop_together(certs: Certs) -> None:
     server = HelloProcess(
         [

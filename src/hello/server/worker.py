@@ -158,6 +158,9 @@ async def _serve(worker: Worker) -> None:
         log.warning("connections still open %.0f s after shutdown began; closing", KILL_MARGIN)
     except Exception as error:
         raise StartupError(f"the server stopped: {error}") from error
+    for signum in STOP_SIGNALS:  # stopped: another stop signal must not kill the exit (-15)
+        loop.remove_signal_handler(signum)  # (the loop's close would restore the default)
+        signal.signal(signum, signal.SIG_IGN)
 
 
 async def _weigh(lifecycle: Lifecycle, limit: int, interval: float = 1.0) -> None:
