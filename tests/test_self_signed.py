@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography import x509
 
 from hello.tls.local import LocalAuthority
@@ -44,7 +45,9 @@ def test_serves_https_and_http2_from_a_local_ca_and_reuses_it(tmp_path: Path) ->
         assert stat.S_IMODE((local / key).stat().st_mode) == 0o600
 
 
-def test_a_broken_certificate_is_issued_again_by_the_same_ca(tmp_path: Path) -> None:
+def test_a_broken_certificate_is_issued_again_a_broken_ca_is_replaced_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     authority = LocalAuthority(tmp_path / "local")
     assert authority.ensure() == "a new local CA and certificate"
     ca = authority.ca_cert.read_bytes()
@@ -52,6 +55,10 @@ def test_a_broken_certificate_is_issued_again_by_the_same_ca(tmp_path: Path) -> 
     assert authority.ensure() == "a new certificate"
     assert authority.ensure() == "the stored local CA and certificate"
     assert authority.ca_cert.read_bytes() == ca
+    authority.ca_key.write_text("not a key\n")
+    assert authority.ensure() == "a new local CA and certificate"
+    assert "browsers must be told to trust again" in caplog.text
+    ca = authority.ca_cert.read_bytes()
     issued = x509.load_pem_x509_certificate(authority.certfile.read_bytes())
     issued.verify_directly_issued_by(x509.load_pem_x509_certificate(ca))
     names = issued.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -87,16 +87,27 @@ class LocalAuthority:
         try:
             certificate = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
             key = serialization.load_pem_private_key(self.ca_key.read_bytes(), None)
-        except (OSError, ValueError):
+        except FileNotFoundError:
+            return None  # the first start
+        except (OSError, ValueError) as error:
+            self._replacing(str(error))
             return None
         fits = isinstance(key, ec.EllipticCurvePrivateKey) and key.public_key() == (
             certificate.public_key()
         )
         if not fits or certificate.not_valid_after_utc <= _now():
-            log.warning("--self-signed: the CA in %s is unusable; making one", self.directory)
+            self._replacing("its key does not match" if not fits else "it has expired")
             return None
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         return certificate, key
+
+    def _replacing(self, why: str) -> None:
+        log.warning(
+            "--self-signed: the CA in %s is unusable (%s); a new one is made, which browsers "
+            "must be told to trust again",
+            self.directory,
+            why,
+        )
 
     def _certificate_holds(self, ca: x509.Certificate) -> bool:
         """Whether the stored certificate loads with its key, comes from ``ca``, names every
@@ -107,8 +118,8 @@ class LocalAuthority:
             certificate.verify_directly_issued_by(ca)
             names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
         except (CertificateError, OSError, ValueError, TypeError, InvalidSignature):
-            return False  # x509.ExtensionNotFound is a KeyError: below
-        except x509.ExtensionNotFound:
+            return False
+        except x509.ExtensionNotFound:  # no subjectAltName
             return False
         left = certificate.not_valid_after_utc - _now()
         return set(names.value) >= set(_alt_names()) and left > datetime.timedelta(RENEW_DAYS)
