@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import time
 import warnings
@@ -319,10 +320,14 @@ def test_stop_signals_during_the_exit_do_not_kill_it(loop: str) -> None:
     closed, its handlers were gone and the default action killed the process."""
     server = HelloProcess(["--bind", "127.0.0.1:0", "--loop", loop], env=clean_environ())
     try:
-        while server.process.poll() is None:
+        while True:  # a SIGTERM every 2 ms until the process has exited
             server.signal(signal.SIGTERM)
-            time.sleep(0.002)  # pacing the signals, not waiting for a state
-        assert server.process.returncode == 0, server.stderr
+            try:
+                code = server.process.wait(timeout=0.002)
+            except subprocess.TimeoutExpired:
+                continue
+            break
+        assert code == 0, server.stderr
     finally:
         server.kill()
 

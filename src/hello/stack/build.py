@@ -133,8 +133,13 @@ def _bundled_site(
     stats = SiteStats()
     scheduler = Scheduler()
     clock = Clock(scheduler, config.time_file)
-    quart = cast(ASGIApp, web.create_app(lifecycle, site.asset_path, scheduler, clock, stats))
-    flask = legacy.create_app(lambda name: "/static/" + site.asset_path(name), config.max_body_size)
+
+    def asset_url(name: str) -> str:
+        """A bundled file's fingerprinted URL, as both apps' templates link it."""
+        return f"{STATIC_PREFIX}/{site.asset_path(name)}"
+
+    quart = cast(ASGIApp, web.create_app(lifecycle, asset_url, scheduler, clock, stats))
+    flask = legacy.create_app(asset_url, config.max_body_size)
     mounted[LEGACY_PREFIX] = _wsgi(flask, config, LEGACY_PREFIX, metrics)
     mounted[STATIC_PREFIX] = StaticFiles(site)
     return quart, stats

@@ -36,6 +36,7 @@ from hello.stack.hsts import Hsts
 from hello.wire.h1_cycle import REASONS, Cycle
 from hello.wire.h1_rules import H2_PROTOCOL_ERROR, Refused, check_request, not_http1
 from hello.wire.reading import Meter, Reading
+from hello.wire.tcp import DRAIN_IDLE
 
 log = logging.getLogger("hello")
 
@@ -43,7 +44,6 @@ HIGH_WATER = 64 * 1024  # buffered request body bytes at which reading the conne
 WRITE_HIGH_WATER = 64 * 1024  # bytes queued on the transport before a write waits
 PIPELINE_LIMIT = 16  # parsed requests waiting on one connection before reading pauses
 IDLE_CHECK = 0.5  # seconds between looks at an idle keep-alive connection
-DRAIN_IDLE = 1.0  # at shutdown, seconds an idle connection may still send one more request
 Fallback = Callable[[], Any]  # builds Hypercorn's h11 protocol for this connection
 
 

@@ -42,6 +42,7 @@ from hello.wire.h1 import http1_app, run_from_thread, without_hsts
 from hello.wire.http2_gate import FrameGate
 from hello.wire.http2_stream import Stream
 from hello.wire.reading import Meter, Reading
+from hello.wire.tcp import DRAIN_IDLE
 from hello.wire.ws import WebSocketStream
 
 log = logging.getLogger("hello")
@@ -60,11 +61,6 @@ IDLE_CHECK = 0.5  # seconds between looks at the connection's timers
 # at RETIRE_BY times that many requests all the same.
 RETIRE_BY = 2
 SHUTDOWN_GOAWAY_WAIT = 1.0  # seconds a stopping worker waits for a moment with no stream
-# After GOAWAY, seconds the connection stays open once its last stream is done: a request the
-# client sent before the GOAWAY reached it is not taken (its id is above the GOAWAY's), and the
-# client, having read the GOAWAY, sends it again on a new connection. Closed at once, the
-# client's write fails instead (httpx: WriteError, "EOF occurred in violation of protocol").
-DRAIN_IDLE = 1.0
 UPGRADE_DROPPED = CONNECTION_SPECIFIC | {b"http2-settings", b"te"}
 METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
 

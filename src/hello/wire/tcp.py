@@ -38,7 +38,12 @@ from hello.config import Settings
 log = logging.getLogger("hello")
 
 CHECK_EVERY = 1.0  # seconds between looks at a connection that owes body bytes
-DRAIN_IDLE = 1.0  # at shutdown, seconds an idle keep-alive connection may send one more request
+# At shutdown (HTTP/1.1), and after hello's GOAWAY (HTTP/2), seconds an idle connection stays
+# open for a request the client sent before it knew: answered with Connection: close on
+# HTTP/1.1, left for a retry on HTTP/2. Closed at once, the client's write would fail instead
+# (httpx: WriteError, "EOF occurred in violation of protocol"). Here, and in h1.py and
+# http2.py.
+DRAIN_IDLE = 1.0
 _REMOTE_OPEN = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 
 

@@ -15,6 +15,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from jinja2 import PackageLoader
 from werkzeug.exceptions import HTTPException
 
+from hello.site.errors import TEMPLATE, error_page
+
 GREETING = "Hello world, I am Flask!"
 READ_CHUNK = 64 * 1024
 
@@ -50,12 +52,8 @@ def create_app(asset_url: Callable[[str], str], max_body_size: int) -> Flask:
 
     @app.errorhandler(HTTPException)
     def error(problem: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
-        """The site's error page, with the headers the error carries (Allow for a 405)."""
-        page = render_template(
-            "error.html", code=problem.code, name=problem.name, description=problem.description
-        )
-        headers = [(k, v) for k, v in problem.get_headers() if k.lower() != "content-type"]
-        return page, problem.code or 500, headers
+        context, status, headers = error_page(problem)
+        return render_template(TEMPLATE, **context), status, headers
 
     return app
 

@@ -6,18 +6,20 @@ from collections.abc import Callable
 
 from jinja2 import PackageLoader
 from quart import Quart, Response, render_template
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from hello.ops.lifecycle import Lifecycle
 from hello.ops.tasks import Scheduler
 from hello.site.clock import Clock
+from hello.site.errors import TEMPLATE, error_page
 from hello.site.live import SiteStats, create_live_blueprint
 from hello.site.web.pages import create_time_blueprint, pages
 
 
 def create_app(
     lifecycle: Lifecycle,
-    asset_path: Callable[[str], str],
+    asset_url: Callable[[str], str],
     scheduler: Scheduler,
     clock: Clock,
     stats: SiteStats,
@@ -30,7 +32,7 @@ def create_app(
     app = Quart(__name__, static_folder=None)
     # Templates load through importlib, like the static files: from a wheel, zipapp or zip.
     app.jinja_loader = PackageLoader("hello.site", "templates")
-    app.jinja_env.globals["asset_url"] = lambda name: "/static/" + asset_path(name)
+    app.jinja_env.globals["asset_url"] = asset_url
     app.register_blueprint(pages)
     app.register_blueprint(create_time_blueprint(clock))
     app.register_blueprint(create_live_blueprint(stats, clock, lifecycle))
@@ -52,11 +54,6 @@ async def _error_page(error: HTTPException) -> Response:
 
     Also the answer to an exception in a page, which Quart logs and then hands here as a
     500 (its InternalServerError)."""
-    page = await render_template(
-        "error.html", code=error.code, name=error.name, description=error.description
-    )
-    response = Response(page, error.code or 500, mimetype="text/html")
-    for name, value in error.get_headers():
-        if name.lower() != "content-type":
-            response.headers[name] = value
-    return response
+    context, status, headers = error_page(error)
+    page = await render_template(TEMPLATE, **context)
+    return Response(page, status, Headers(headers), mimetype="text/html")
