@@ -363,3 +363,63 @@ def test_a_clients_goaway_ends_the_connection_at_once(certs: Certs) -> None:
         assert server.stop() == 0
     finally:
         server.kill()
+
+
+def test_path_send_reads_the_file_as_the_window_opens(
+    certs: Certs, tmp_path: Path, http2_engine: str
+) -> None:
+    """A static file and Starlette's FileResponse (ASGI path send, which ngh2 offers) over a
+    connection whose streams get no window: the heads come, then as many body bytes as each
+    window granted, and the whole file once the windows open; the access log counts it all."""
+    big = os.urandom(3 * 1024 * 1024 + 5)
+    (tmp_path / "big.bin").write_bytes(big)
+    source = (MOUNTED / "starlette_site.py").read_bytes()
+    flags = ["--bind", "127.0.0.1:0", *certs.flags(), "--http2-engine", http2_engine]
+    flags += ["--static", f"/files={tmp_path}", "--access-log", "-"]
+    flags += ["--pythonpath", str(MOUNTED), "--mount", "/star=starlette_site:app"]
+    server = HelloProcess(flags, env=clean_environ())
+    try:
+        client = H2Client(server, certs)
+        client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        client.conn.increment_flow_control_window(64 * 1024 * 1024)  # the connection's
+        paths = {1: "/files/big.bin", 3: "/star/source"}
+        for stream_id, path in paths.items():
+            client.request(stream_id, path)
+        heads: dict[int, dict[bytes, bytes]] = {}
+        bodies = {stream_id: bytearray() for stream_id in paths}
+        granted = 0
+        for event in client.events():
+            if isinstance(event, h2.events.ResponseReceived):
+                heads[event.stream_id] = dict(event.headers)
+            elif isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] += event.data  # h2 refuses data past a window
+            if len(heads) == len(paths) and not granted:  # no window yet, so no data
+                assert bodies == {1: b"", 3: b""}
+                granted = 1000
+                for stream_id in paths:
+                    client.conn.increment_flow_control_window(granted, stream_id=stream_id)
+                client.flush()
+            if granted and all(len(body) == granted for body in bodies.values()):
+                break
+        assert heads[1][b"content-length"] == str(len(big)).encode()
+        assert heads[3][b"content-type"].startswith(b"text/plain")
+        for stream_id, body in bodies.items():
+            expected = big if stream_id == 1 else source
+            assert body == expected[:granted]
+            client.conn.increment_flow_control_window(len(expected), stream_id=stream_id)
+        client.flush()
+        _, rest = client.read_all(paths)
+        client.sock.close()
+        assert [heads[stream_id][b":status"] for stream_id in paths] == [b"200", b"200"]
+        assert bodies[1] + rest[1] == big
+        assert bodies[3] + rest[3] == source
+        server.wait_for_output(f'"GET /files/big.bin HTTP/2" 200 {len(big)} ', stream="stdout")
+        server.wait_for_output(f'"GET /star/source HTTP/2" 200 {len(source)} ', stream="stdout")
+        with httpx.Client(http2=True, verify=certs.client_context()) as polite:
+            head = polite.head(server.url + "/star/source")
+            assert head.http_version == "HTTP/2" and head.status_code == 200
+            assert head.content == b"" and head.headers["content-length"] == str(len(source))
+            ranged = polite.get(server.url + "/files/big.bin", headers={"Range": "bytes=5-9"})
+            assert ranged.status_code == 206 and ranged.content == big[5:10]
+    finally:
+        server.kill()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from email.utils import formatdate
 from importlib.resources import files
 from pathlib import Path
+from typing import Any, TypeVar
 
 import brotli
 import httpx
@@ -17,6 +20,7 @@ import pytest
 
 from hello.config import load
 from hello.errors import ConfigError
+from hello.files.reading import read_at
 from hello.files.serve import parse_accept_encoding
 from hello.ops.lifecycle import Lifecycle
 from hello.stack.build import build_app
@@ -26,6 +30,7 @@ pytestmark = pytest.mark.anyio
 
 STATIC = files("hello") / "static"
 BUNDLED = sorted(item.name for item in STATIC.iterdir() if not item.name.endswith((".br", ".gz")))
+T = TypeVar("T")
 LAST_MODIFIED = json.loads((files("hello") / "static-manifest.json").read_text())["last_modified"]
 
 
@@ -331,3 +336,43 @@ def test_static_flag_errors(tmp_path: Path) -> None:
         load(flags={"static": [f"/x={tmp_path}", f"/x={tmp_path}"]})
     with pytest.raises(ConfigError, match="already served by hello itself"):
         build_app(load(flags={"static": [f"/legacy={tmp_path}"]}))
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="Linux's preadv2 flag")
+async def test_read_at_from_the_page_cache_and_from_a_thread(tmp_path: Path) -> None:
+    """A cached file is read in the event loop; one the page cache does not hold goes to a
+    thread (the in-loop read would block), and both give the same bytes."""
+    data = os.urandom(8 * 1024 * 1024)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    calls = 0
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+            nonlocal calls
+            calls += 1
+            return super().submit(fn, *args, **kwargs)
+
+    asyncio.get_running_loop().set_default_executor(Counting(1))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert await read_at(fd, 1000, 16384) == data[1000:17384]
+        assert await read_at(fd, len(data) - 10, 16384) == data[-10:]  # the end: fewer
+        assert calls == 0
+        os.fsync(fd)
+        # Out of the page cache; it may take more than one request. The probe is far from the
+        # read below: a read that misses starts the kernel's readahead around it.
+        for _ in range(200):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            try:
+                os.preadv(fd, [bytearray(1)], 6 * 1024 * 1024, os.RWF_NOWAIT)
+            except BlockingIOError:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the page cache kept the file")
+        assert await read_at(fd, 100_000, 16384) == data[100_000:116_384]
+        assert calls == 1
+        assert await read_at(fd, len(data), 16384) == b""  # past the end
+    finally:
+        os.close(fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import socket
 from collections.abc import Iterator
 from importlib.resources import files
@@ -18,9 +19,15 @@ from tests.support import HelloProcess
 STATIC = files("hello") / "static"
 
 
+BIG = os.urandom(3 * 1024 * 1024 + 17)  # streamed from disk in chunks
+MEMORY = os.urandom(1024 * 1024)  # answered from memory, in one write
+
+
 def make_site(tmp_path: Path) -> Path:
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "notes.txt").write_text("notes\n" * 100)
+    (tmp_path / "site" / "big.bin").write_bytes(BIG)
+    (tmp_path / "site" / "memory.bin").write_bytes(MEMORY)
     (tmp_path / "secret.txt").write_text("secret")
     return tmp_path / "site"
 
@@ -71,6 +78,42 @@ def test_static_over_http2(server: HelloProcess, certs: Certs) -> None:
             raw = b"".join(response.iter_raw())
         assert response.headers["vary"] == "accept-encoding"
         assert gzip.decompress(raw) == (STATIC / "index.html").read_bytes()
+
+
+def test_large_files_over_http2_and_tls(server: HelloProcess, certs: Certs) -> None:
+    for http2 in (True, False):
+        with httpx.Client(http2=http2, verify=certs.client_context()) as client:
+            big = client.get(server.url + "/files/big.bin")
+            assert big.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+            assert big.content == BIG
+            part = client.get(server.url + "/files/big.bin", headers={"Range": "bytes=17-2000016"})
+            assert part.status_code == 206 and part.content == BIG[17:2000017]
+            assert client.get(server.url + "/files/memory.bin").content == MEMORY
+
+
+@pytest.mark.parametrize("name", ["big.bin", "memory.bin"])
+def test_a_slow_tls_reader_gets_every_byte(server: HelloProcess, certs: Certs, name: str) -> None:
+    """A client with a tiny receive buffer, reading a little at a time: the server's writes
+    wait on it again and again (pieces of a large write, chunks of a streamed file)."""
+    port = urlsplit(server.url).port
+    assert port is not None
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    context = certs.client_context()
+    context.set_alpn_protocols(["http/1.1"])
+    with context.wrap_socket(raw, server_hostname="localhost") as sock:
+        sock.sendall(f"GET /files/{name} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        sock.settimeout(30)
+        received = bytearray()
+        expected = BIG if name == "big.bin" else MEMORY
+        while (end := received.find(b"\r\n\r\n")) < 0 or len(received) < end + 4 + len(expected):
+            piece = sock.recv(4096)
+            assert piece, f"closed after {len(received)} bytes"
+            received += piece
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == expected
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 events: list[str] = []
@@ -20,6 +20,11 @@ async def hi(request: Request) -> JSONResponse:
     )
 
 
+async def source(request: Request) -> FileResponse:
+    """This file, by Starlette's FileResponse: ASGI path send where the server offers it."""
+    return FileResponse(__file__, media_type="text/plain")
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     events.append("startup")
@@ -27,4 +32,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     events.append("shutdown")
 
 
-app = Starlette(routes=[Route("/hi", hi, name="hi")], lifespan=lifespan)
+app = Starlette(
+    routes=[Route("/hi", hi, name="hi"), Route("/source", source, methods=["GET", "HEAD"])],
+    lifespan=lifespan,
+)

@@ -10,11 +10,12 @@ larger ones streamed in chunks as the client takes them.
 
 from __future__ import annotations
 
-import asyncio
+import os
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
+from hello.files.reading import read_at
 from hello.files.sources import MULTIPLEXED_CHUNK, STREAM_CHUNK, Redirect, Resource, Variant
 from hello.stack.responses import send_text
 
@@ -54,7 +55,8 @@ class StaticFiles:
             one_at_a_time = scope.get("http_version") in ("1.0", "1.1")
             plain = scope.get("scheme") == "http"
             chunk = STREAM_CHUNK if one_at_a_time and plain else MULTIPLEXED_CHUNK
-            await _respond(found, _headers(scope), send, head, chunk)
+            pathsend = "http.response.pathsend" in scope.get("extensions", {})
+            await _respond(found, _headers(scope), send, head, chunk, pathsend)
 
 
 class IndexPage:
@@ -83,7 +85,12 @@ def _headers(scope: Scope) -> dict[bytes, str]:
 
 
 async def _respond(
-    resource: Resource, request: dict[bytes, str], send: Send, head: bool, chunk: int
+    resource: Resource,
+    request: dict[bytes, str],
+    send: Send,
+    head: bool,
+    chunk: int,
+    pathsend: bool,
 ) -> None:
     ranged = request.get(b"range") if not head else None
     variant = resource.identity if ranged else choose(resource, request.get(b"accept-encoding"))
@@ -114,6 +121,10 @@ async def _respond(
         await send({"type": "http.response.body", "body": b""})
     elif variant.body is not None:
         await send({"type": "http.response.body", "body": variant.body[start:end]})
+    elif pathsend and status == 200:
+        # The server reads the file as the client takes it (HTTP/2: as its window opens).
+        assert variant.path is not None
+        await send({"type": "http.response.pathsend", "path": str(variant.path)})
     else:
         await _stream(variant, start, end, send, chunk)
 
@@ -122,18 +133,17 @@ async def _stream(variant: Variant, start: int, end: int, send: Send, size: int)
     """Send bytes ``start``..``end`` of the file, ``size`` bytes at a time; ``send`` waits
     for the client, so a slow reader holds one chunk, never the file."""
     assert variant.path is not None
-    loop = asyncio.get_running_loop()
-    with variant.path.open("rb") as file:
-        file.seek(start)
-        remaining = end - start
-        while remaining > 0:
-            chunk = await loop.run_in_executor(None, file.read, min(size, remaining))
-            if not chunk:
-                break  # the file shrank under us; the length already sent cannot be kept
-            remaining -= len(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
-    if remaining > 0:
-        raise OSError(f"{variant.path} shrank while it was being sent")
+    fd = os.open(variant.path, os.O_RDONLY)
+    try:
+        offset = start
+        while offset < end:
+            chunk = await read_at(fd, offset, min(size, end - offset))
+            if not chunk:  # the file shrank under us; the length already sent cannot be kept
+                raise OSError(f"{variant.path} shrank while it was being sent")
+            offset += len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": offset < end})
+    finally:
+        os.close(fd)
 
 
 def choose(resource: Resource, accept_encoding: str | None) -> Variant:

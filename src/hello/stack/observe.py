@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -134,6 +135,8 @@ class Observer:
                 ]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":
+                sent += os.path.getsize(message["path"])
             await send(message)
 
         for watcher in self.watchers:

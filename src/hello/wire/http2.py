@@ -122,6 +122,7 @@ class H2Protocol:
         self.streams: dict[int, Stream] = {}
         self.sockets: dict[int, WebSocketStream] = {}
         self.waiting: dict[int, asyncio.Future[None]] = {}  # senders until their queue empties
+        self.windows: dict[int, asyncio.Future[None]] = {}  # path sends until a window opens
         self.closed = False
         self.closing = False  # the final GOAWAY is queued: close once it is written
         self.failed = False  # ended by hello for a violation it found
@@ -311,6 +312,12 @@ class H2Protocol:
                         code,
                         reason,
                     )
+            elif isinstance(event, ngh2.WindowUpdated):
+                if self.windows:  # a path send waits for room
+                    self._window_opened(event.stream_id)
+            elif isinstance(event, ngh2.SettingsReceived):
+                if self.windows:  # SETTINGS_INITIAL_WINDOW_SIZE may have grown
+                    self._window_opened(0)
             elif isinstance(event, ngh2.GoAwayReceived):
                 self.going_away = self.client_went_away = True
 
@@ -367,7 +374,7 @@ class H2Protocol:
             "client": self.client,
             "server": self.server,
             "state": self.connection_state.copy(),
-            "extensions": {"http.response.trailers": {}},
+            "extensions": {"http.response.trailers": {}, "http.response.pathsend": {}},
         }
         stream = Stream(self, stream_id, scope)
         if end:
@@ -478,10 +485,26 @@ class H2Protocol:
             waiter = self.waiting[stream.stream_id] = self.loop.create_future()
         return waiter
 
+    def wait_window(self, stream: Stream) -> asyncio.Future[None]:
+        """A future done once the client opens a window (or the stream is gone)."""
+        waiter = self.windows.get(stream.stream_id)
+        if waiter is None:
+            waiter = self.windows[stream.stream_id] = self.loop.create_future()
+        return waiter
+
+    def _window_opened(self, stream_id: int) -> None:
+        """``stream_id``'s window grew; 0: the connection's (or every stream's) did."""
+        for waiting in list(self.windows) if stream_id == 0 else [stream_id]:
+            waiter = self.windows.pop(waiting, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
     def _wake(self, stream_id: int) -> None:
+        """``stream_id``'s queue is empty, or the stream is gone: its waiting sender goes on."""
         waiter = self.waiting.pop(stream_id, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        self._window_opened(stream_id)
 
     def _full(self, transport: asyncio.WriteTransport) -> bool:
         """Whether the transport has paused writing (the client is not taking what was
@@ -570,6 +593,7 @@ class H2Protocol:
             socket.gone()
         for stream_id in list(self.waiting):
             self._wake(stream_id)
+        self._window_opened(0)
 
     def _arm_timer(self) -> None:
         self.timer = self.loop.call_later(IDLE_CHECK, self._check)

@@ -8,6 +8,10 @@ HEADERS frame with END_STREAM or HEADERS and DATA. A body chunk stays the app's 
 engine has framed it: ``send()`` returns once the stream's queue in libnghttp2 is empty
 again, so a client that grants no window holds one chunk per stream, not the whole body.
 
+ASGI's path send (``http.response.pathsend``) is offered: the file is read as the client's
+window opens, at most PATH_CHUNK at a time, so a client that grants no window holds no file
+data at all, and one that grants some holds no more than it granted.
+
 The app's head is checked before any of it goes out (heads.py), as on every path; a body
 longer or shorter than its Content-Length resets the stream (RFC 9113 8.1.1).
 """
@@ -15,11 +19,13 @@ longer or shorter than its Content-Length resets the stream (RFC 9113 8.1.1).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import deque
 from typing import Any, Protocol
 
 import ngh2
 
+from hello.files.reading import read_at
 from hello.heads import (
     BAD_VALUE,
     CONNECTION_SPECIFIC,
@@ -32,6 +38,7 @@ from hello.heads import (
 )
 
 NO_BODY = frozenset({204, 304})
+PATH_CHUNK = 16 * 1024  # bytes of a path send's file read at a time, at most
 STATUS = {code: b"%d" % code for code in range(100, 600)}
 Message = dict[str, Any]
 
@@ -47,6 +54,8 @@ class Engine(Protocol):
     def response_headers(self) -> tuple[tuple[bytes, bytes], ...]: ...
 
     def wait_queue(self, stream: Stream) -> asyncio.Future[None]: ...
+
+    def wait_window(self, stream: Stream) -> asyncio.Future[None]: ...
 
 
 class Stream:
@@ -132,6 +141,8 @@ class Stream:
             more = message.get("more_body", False)
             if self._body(body if type(body) is bytes else bytes(body), bool(more)):
                 await self.engine.wait_queue(self)
+        elif kind == "http.response.pathsend" and self.started and not self.complete:
+            await self._pathsend(os.fspath(message["path"]))
         elif kind == "http.response.start" and not self.started:
             status = int(message["status"])
             self._start(status, message.get("headers", ()))
@@ -199,6 +210,47 @@ class Stream:
             return False
         self.engine.want_write()
         return bool(body and more and conn.queued_body_size(self.stream_id))
+
+    async def _pathsend(self, path: str) -> None:
+        """The file at ``path`` as the whole body, read only as far as the window allows."""
+        if self.head or self.status in NO_BODY:
+            self._body(b"", False)
+            return
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size, offset = os.fstat(fd).st_size, 0
+            while True:
+                room = self._room()
+                if room is None:  # the stream or the connection is gone
+                    self.complete = True
+                    return
+                want = min(PATH_CHUNK, size - offset)
+                if want and room <= 0:
+                    if not self.head_sent:
+                        self._body(b"", True)  # the head goes now; HEADERS need no window
+                    await self.engine.wait_window(self)
+                    continue
+                chunk = await read_at(fd, offset, min(want, room)) if want else b""
+                if want and not chunk:
+                    raise OSError(f"{path} shrank while it was being sent")
+                offset += len(chunk)
+                if self._body(chunk, offset < size):
+                    await self.engine.wait_queue(self)
+                if offset >= size:
+                    return
+        finally:
+            os.close(fd)
+
+    def _room(self) -> int | None:
+        """Bytes the client's windows (the stream's and the connection's) take now; None
+        once the stream or the connection is gone."""
+        if self.disconnected or self.engine.closed:
+            return None
+        conn = self.engine.conn
+        try:
+            return min(conn.stream_remote_window_size(self.stream_id), conn.remote_window_size)
+        except ngh2.NGH2Error:
+            return None
 
     def reset(self, code: int) -> None:
         """End the stream now with RST_STREAM ``code``."""
