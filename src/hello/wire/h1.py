@@ -81,6 +81,7 @@ class H1Protocol:
         self.task_group = task_group
         self.connection_state = connection_state
         self.scheme = "https" if ssl else "http"
+        self.piece = 0  # over TLS, a larger write goes out in pieces of this size
         self.client = client
         self.server = server
         self.send = send
@@ -159,6 +160,7 @@ class H1Protocol:
         transport.set_protocol(reading)
         if self.scheme == "https":
             transport.set_write_buffer_limits(high=TLS_HIGH_WATER)
+            self.piece = TLS_HIGH_WATER
         # What arrived before the switch: told that nothing more comes, the reader gives
         # it up without waiting.
         reader.feed_eof()
@@ -418,7 +420,7 @@ class H1Protocol:
         if transport.is_closing():
             return  # the client is gone: asyncio would log each write past the fifth
         try:
-            if reading is not None and self.scheme == "https" and len(data) > TLS_HIGH_WATER:
+            if self.piece and reading is not None and len(data) > self.piece:
                 await self._write_pieces(reading, data)
                 return
             transport.write(data)
@@ -431,12 +433,12 @@ class H1Protocol:
             await self.handle(Closed())
 
     async def _write_pieces(self, reading: Reading, data: bytes) -> None:
-        """Over TLS: ``data`` TLS_HIGH_WATER bytes at a time, each once the last was taken."""
-        view = memoryview(data)
-        for start in range(0, len(view), TLS_HIGH_WATER):
+        """``data`` a piece at a time (self.piece bytes), each once the last was taken."""
+        view, piece = memoryview(data), self.piece
+        for start in range(0, len(view), piece):
             if reading.transport.is_closing():
                 return
-            reading.transport.write(view[start : start + TLS_HIGH_WATER])
+            reading.transport.write(view[start : start + piece])
             if reading.writable is not None:
                 await reading.drain()
 
