@@ -25,6 +25,7 @@ from hello.files.serve import parse_accept_encoding
 from hello.ops.lifecycle import Lifecycle
 from hello.stack.build import build_app
 from tests.conftest import asgi_client
+from tests.support import poll
 
 pytestmark = pytest.mark.anyio
 
@@ -360,17 +361,18 @@ async def test_read_at_from_the_page_cache_and_from_a_thread(tmp_path: Path) -> 
         assert await read_at(fd, len(data) - 10, 16384) == data[-10:]  # the end: fewer
         assert calls == 0
         os.fsync(fd)
-        # Out of the page cache; it may take more than one request. The probe is far from the
-        # read below: a read that misses starts the kernel's readahead around it.
-        for _ in range(200):
+
+        def evicted() -> bool:
+            """Out of the page cache? It may take more than one request. The probe is far from
+            the read below: a read that misses starts the kernel's readahead around it."""
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             try:
                 os.preadv(fd, [bytearray(1)], 6 * 1024 * 1024, os.RWF_NOWAIT)
             except BlockingIOError:
-                break
-            await asyncio.sleep(0.01)
-        else:
-            pytest.fail("the page cache kept the file")
+                return True
+            return False
+
+        poll(evicted, "the file out of the page cache", timeout=5)
         assert await read_at(fd, 100_000, 16384) == data[100_000:116_384]
         assert calls == 1
         assert await read_at(fd, len(data), 16384) == b""  # past the end

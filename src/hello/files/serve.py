@@ -55,7 +55,7 @@ class StaticFiles:
             one_at_a_time = scope.get("http_version") in ("1.0", "1.1")
             plain = scope.get("scheme") == "http"
             chunk = STREAM_CHUNK if one_at_a_time and plain else MULTIPLEXED_CHUNK
-            pathsend = "http.response.pathsend" in scope.get("extensions", {})
+            pathsend = "http.response.pathsend" in (scope.get("extensions") or {})
             await _respond(found, _headers(scope), send, head, chunk, pathsend)
 
 

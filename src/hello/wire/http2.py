@@ -313,11 +313,9 @@ class H2Protocol:
                         reason,
                     )
             elif isinstance(event, ngh2.WindowUpdated):
-                if self.windows:  # a path send waits for room
-                    self._window_opened(event.stream_id)
+                self._window_opened(event.stream_id)
             elif isinstance(event, ngh2.SettingsReceived):
-                if self.windows:  # SETTINGS_INITIAL_WINDOW_SIZE may have grown
-                    self._window_opened(0)
+                self._window_opened(0)  # SETTINGS_INITIAL_WINDOW_SIZE may have grown
             elif isinstance(event, ngh2.GoAwayReceived):
                 self.going_away = self.client_went_away = True
 
@@ -493,9 +491,16 @@ class H2Protocol:
         return waiter
 
     def _window_opened(self, stream_id: int) -> None:
-        """``stream_id``'s window grew; 0: the connection's (or every stream's) did."""
-        for waiting in list(self.windows) if stream_id == 0 else [stream_id]:
-            waiter = self.windows.pop(waiting, None)
+        """``stream_id``'s window grew (or the stream is gone): its path send goes on; 0: the
+        connection's (or every stream's) did, and all of them do."""
+        if not self.windows:
+            return  # no path send waits (the usual case: a dict check per event)
+        waiters: list[asyncio.Future[None] | None]
+        if stream_id == 0:
+            waiters, self.windows = list(self.windows.values()), {}
+        else:
+            waiters = [self.windows.pop(stream_id, None)]
+        for waiter in waiters:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
