@@ -53,6 +53,20 @@ class H2Client:
     def flush(self) -> None:
         self.sock.sendall(self.conn.data_to_send())
 
+    def take_frames_after_goaway(self) -> None:
+        """Take the frames of the streams a GOAWAY still covers, as RFC 9113 asks: python-h2
+        moves the connection to CLOSED at a GOAWAY and refuses them (httpcore issue #46).
+        No stream can be opened in CLOSED all the same."""
+        closed = h2.connection.ConnectionState.CLOSED
+        given = h2.connection.ConnectionInputs
+        owed = ["RECV_HEADERS", "RECV_DATA", "RECV_RST_STREAM", "RECV_WINDOW_UPDATE", "RECV_PING"]
+        owed += ["RECV_SETTINGS", "SEND_WINDOW_UPDATE", "SEND_PING", "SEND_SETTINGS"]
+        machine = self.conn.state_machine
+        machine._transitions = {
+            **machine._transitions,
+            **{(closed, given[name]): (None, closed) for name in owed},
+        }
+
     def events(self) -> Iterator[h2.events.Event]:
         """Events as they arrive, until the server closes the connection."""
         while data := self.sock.recv(65536):

@@ -148,6 +148,13 @@ class H1Protocol:
                 self.idle_timer = None
             self._disconnected()
 
+    def release(self) -> None:
+        """The connection has ended (tcp.GuardedTCPServer._release): break the cycle with
+        the parser, which holds this protocol's callbacks, and the reader (nothing feeds
+        them once the connection is closed). Called once."""
+        del self.parser
+        self.reading = None
+
     async def read_directly(
         self, transport: asyncio.Transport, reader: asyncio.StreamReader, meter: Meter | None
     ) -> asyncio.StreamReader:

@@ -42,7 +42,7 @@ from hello.wire.h1 import http1_app, run_from_thread, without_hsts
 from hello.wire.http2_gate import FrameGate
 from hello.wire.http2_stream import Stream
 from hello.wire.reading import Meter, Reading
-from hello.wire.tcp import DRAIN_IDLE
+from hello.wire.tcp import DRAIN_IDLE, RETIRE_BY
 from hello.wire.ws import WebSocketStream
 
 log = logging.getLogger("hello")
@@ -54,12 +54,6 @@ CONNECTION_WINDOW = 4 * 1024 * 1024  # all of a connection's request bodies toge
 RESET_BURST, RESET_RATE = 200, 20
 WRITE_HIGH_WATER = 64 * 1024  # bytes queued on the transport before it pauses writing
 IDLE_CHECK = 0.5  # seconds between looks at the connection's timers
-# A connection is retired after keep_alive_max_requests (1,000) requests with GOAWAY, sent
-# once no stream is in flight: httpx (httpcore) fails every request in flight when GOAWAY
-# arrives, even those the GOAWAY says will be answered, where one that was not sent yet is
-# retried on a new connection. A client that never lets the connection go idle gets GOAWAY
-# at RETIRE_BY times that many requests all the same.
-RETIRE_BY = 2
 SHUTDOWN_GOAWAY_WAIT = 1.0  # seconds a stopping worker waits for a moment with no stream
 UPGRADE_DROPPED = CONNECTION_SPECIFIC | {b"http2-settings", b"te"}
 METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
@@ -191,6 +185,13 @@ class H2Protocol:
             self.feed(event.data)
         elif isinstance(event, Closed):
             self._lost()
+
+    def release(self) -> None:
+        """The connection has ended (tcp.GuardedTCPServer._release): break the cycles with
+        the frame gate and the reader (nothing feeds them once the connection is closed).
+        Called once."""
+        del self.gate
+        self.reading = None
 
     async def read_directly(
         self, transport: asyncio.Transport, reader: asyncio.StreamReader, meter: Meter | None
