@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +107,76 @@ def test_sighup_replaces_every_worker(pairs: tuple[Certs, Certs, Path]) -> None:
         server.wait_for_output("Running on", count=4)  # the new ones listen
         for _ in range(10):  # whichever worker accepts, it serves the new certificate
             assert served_certificate(server.url, old, new) == der_of(new)
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_handshake_under_way_when_its_worker_is_replaced_is_finished(
+    pairs: tuple[Certs, Certs, Path], loop: str
+) -> None:
+    """A client that holds back its TLS Finished across a SIGHUP: the old worker that
+    accepted the connection waits for the handshake, then answers the request sent with it.
+    It used to exit under the handshake, and the client got nothing."""
+    old, _, live = pairs
+    server = start(live, "--workers", "2", "--loop", loop)
+    try:
+        server.wait_for_output("Running on", count=2)
+        host, port = server.url.split("://")[1].rsplit(":", 1)
+        context = ssl.create_default_context(cafile=str(old.ca_file))
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            while True:  # ClientHello out, the server's flight in, until only Finished is due
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(outgoing.read())
+                    incoming.write(sock.recv(65536))
+            finished = outgoing.read()
+            server.signal(signal.SIGHUP)
+            server.wait_for_output("waiting for 1 TLS handshakes under way")
+            tls.write(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            sock.sendall(finished + outgoing.read())
+            response = b""
+            while not response.endswith(b"</html>") and (chunk := sock.recv(65536)):
+                incoming.write(chunk)
+                with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                    while piece := tls.read(65536):
+                        response += piece
+            assert response.startswith(b"HTTP/1.1 200 "), response[:200]
+            with contextlib.suppress(ssl.SSLWantReadError):
+                tls.unwrap()  # close_notify, which the worker waits for before it exits
+            sock.sendall(outgoing.read())
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_client_gone_mid_handshake_does_not_hold_its_worker(
+    pairs: tuple[Certs, Certs, Path], loop: str
+) -> None:
+    """A client that sent its ClientHello and left: the old workers exit at once after a
+    SIGHUP, not at the end of the graceful timeout. (asyncio's TLS transport keeps such a
+    handshake's objects in a reference cycle.)"""
+    _, _, live = pairs
+    server = start(live, "--workers", "2", "--graceful-timeout", "60", "--loop", loop)
+    try:
+        server.wait_for_output("Running on", count=2)
+        host, port = server.url.split("://")[1].rsplit(":", 1)
+        tls = ssl.create_default_context().wrap_bio(
+            ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname="localhost"
+        )
+        with contextlib.suppress(ssl.SSLWantReadError):
+            tls.do_handshake()
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(outgoing.read())  # the ClientHello
+            sock.recv(65536)  # the server's flight: the handshake is under way
+        server.signal(signal.SIGHUP)
+        server.wait_for_output("finished (exit code 0)", count=2, timeout=20)
         assert server.stop() == 0
     finally:
         server.kill()

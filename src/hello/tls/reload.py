@@ -20,6 +20,7 @@ from collections.abc import Callable
 from hello.config import Settings
 from hello.errors import CertificateError
 from hello.tls.context import create_ssl_context
+from hello.tls.handshakes import TrackedSSLObject
 
 log = logging.getLogger("hello")
 
@@ -39,6 +40,7 @@ class CertificateReloader:
         """The context for the listeners: each handshake is handed the current context."""
         front = create_ssl_context(self.settings)
         front.sni_callback = self._select
+        front.sslobject_class = TrackedSSLObject  # a stopping worker waits for handshakes
         return front
 
     def _select(self, connection: ssl.SSLObject, name: str | None, front: ssl.SSLContext) -> None:

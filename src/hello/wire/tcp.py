@@ -18,6 +18,7 @@ does the TLS handshake timeout.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from ssl import SSLError
@@ -34,6 +35,7 @@ from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import TaskGroup as AnyTaskGroup
 
 from hello.config import Settings
+from hello.tls.handshakes import HANDSHAKING
 
 log = logging.getLogger("hello")
 
@@ -79,14 +81,15 @@ class IdleTimer(AsyncioSingleTask):
 
 
 OPEN: set[GuardedTCPServer] = set()  # this process's connections, until each one ends
-# At shutdown, how long no connection must have been open before the process may exit: a
-# TLS connection accepted before the listener closed becomes one only once its handshake ends.
+# At shutdown, how long no connection (nor TLS handshake) must have been under way before the
+# process may exit: a connection accepted just before the listener closed is neither for a
+# moment, until its handshake begins (TLS) or its task starts.
 HANDSHAKE_GRACE = 0.5
 
 
 async def connections_closed(deadline: float, interval: float = 0.02) -> None:
-    """Return once no connection of this process has been open for HANDSHAKE_GRACE seconds,
-    or at ``deadline`` (loop time).
+    """Return once no connection of this process has been open, and no TLS handshake under
+    way (tls/handshakes.py), for HANDSHAKE_GRACE seconds, or at ``deadline`` (loop time).
 
     Hypercorn's worker_serve waits at shutdown for the connection tasks it had when it
     stopped accepting, a snapshot. A TLS connection accepted just before, whose handshake
@@ -94,13 +97,22 @@ async def connections_closed(deadline: float, interval: float = 0.02) -> None:
     unanswered when the process exited. Under wrk, 8 reloads over TLS lost 1 to 5 requests
     in about 2 runs of 5; waiting for open connections alone left 1 run of 12 with a loss;
     waiting also for handshakes that end within the grace, none of 12 (tests/test_hostile.py,
-    scripts/hostile). Awaited before the apps' lifespan shutdown, so their last requests end
-    first.
+    scripts/hostile). A handshake that took longer was still cut: hence HANDSHAKING. Awaited
+    before the apps' lifespan shutdown, so their last requests end first.
     """
     loop = asyncio.get_running_loop()
     quiet_since = loop.time()
+    told = False
+    collect_at = quiet_since
     while loop.time() < deadline:
-        if OPEN:
+        if HANDSHAKING and not told:
+            told = True
+            log.info("stopping: waiting for %d TLS handshakes under way", len(HANDSHAKING))
+        if HANDSHAKING and not OPEN and loop.time() >= collect_at:
+            # A client gone mid-handshake: its SSLObject leaves with its transport's cycle.
+            gc.collect()
+            collect_at = loop.time() + HANDSHAKE_GRACE / 2
+        if OPEN or HANDSHAKING:
             quiet_since = loop.time()
         elif loop.time() - quiet_since >= HANDSHAKE_GRACE:
             return
