@@ -137,7 +137,7 @@ def test_a_handshake_under_way_when_its_worker_is_replaced_is_finished(
                     incoming.write(sock.recv(65536))
             finished = outgoing.read()
             server.signal(signal.SIGHUP)
-            server.wait_for_output("waiting for 1 TLS handshakes under way")
+            server.wait_for_output("waiting for TLS handshakes under way (1)")
             tls.write(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             sock.sendall(finished + outgoing.read())
             response = b""

@@ -107,7 +107,7 @@ async def connections_closed(deadline: float, interval: float = 0.02) -> None:
     while loop.time() < deadline:
         if HANDSHAKING and not told:
             told = True
-            log.info("stopping: waiting for %d TLS handshakes under way", len(HANDSHAKING))
+            log.info("stopping: waiting for TLS handshakes under way (%d)", len(HANDSHAKING))
         if HANDSHAKING and not OPEN and loop.time() >= collect_at:
             # A client gone mid-handshake: its SSLObject leaves with its transport's cycle.
             gc.collect()
