@@ -3,12 +3,11 @@
 A worker told to stop closes its listeners, but a connection it accepted just before may
 still be in its TLS handshake: that connection is no connection of Hypercorn's yet
 (tcp.OPEN), and exiting under it resets it. A client slow to send its Finished (a busy
-client process, a long round trip) lost its connection at each generation change: the soak
-saw 32 HTTP/2 connections reset at once in one of five reloads, and a client that held its
-Finished back 3 s got nothing, every time (tests/test_reload.py). Each handshake is known
-here from the first ``do_handshake``, which asyncio's and uvloop's TLS transports call as
-they accept a connection, until it succeeds or fails; one whose client vanished leaves with
-its connection's objects.
+client process, a long round trip) lost its connection at the generation change: one that
+held its Finished back 3 s got nothing, every time (tests/test_reload.py). Each handshake
+is known here from the first ``do_handshake``, which asyncio's and uvloop's TLS transports
+call as they accept a connection, until it succeeds or fails; one whose client vanished
+leaves with its connection's objects.
 """
 
 from __future__ import annotations
