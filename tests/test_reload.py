@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Certs, clean_environ, make_certs
+from tests.h2client import host_port
 from tests.support import HelloProcess
 from tests.test_server import _handshake
 
@@ -123,11 +124,10 @@ def test_a_handshake_under_way_when_its_worker_is_replaced_is_finished(
     server = start(live, "--workers", "2", "--loop", loop)
     try:
         server.wait_for_output("Running on", count=2)
-        host, port = server.url.split("://")[1].rsplit(":", 1)
         context = ssl.create_default_context(cafile=str(old.ca_file))
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
+        with socket.create_connection(host_port(server), timeout=10) as sock:
             while True:  # ClientHello out, the server's flight in, until only Finished is due
                 try:
                     tls.do_handshake()
@@ -166,13 +166,12 @@ def test_a_client_gone_mid_handshake_does_not_hold_its_worker(
     server = start(live, "--workers", "2", "--graceful-timeout", "60", "--loop", loop)
     try:
         server.wait_for_output("Running on", count=2)
-        host, port = server.url.split("://")[1].rsplit(":", 1)
         tls = ssl.create_default_context().wrap_bio(
             ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(), server_hostname="localhost"
         )
         with contextlib.suppress(ssl.SSLWantReadError):
             tls.do_handshake()
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
+        with socket.create_connection(host_port(server), timeout=10) as sock:
             sock.sendall(outgoing.read())  # the ClientHello
             sock.recv(65536)  # the server's flight: the handshake is under way
         server.signal(signal.SIGHUP)
