@@ -107,7 +107,7 @@ def site(certs: Certs) -> Iterator[str]:
     server = HelloProcess(["--bind", "127.0.0.1:0", *certs.flags()], env=clean_environ())
     try:
         yield server.url.replace("127.0.0.1", "localhost")
-        assert server.stop() == 0
+        assert server.stop() == 0, server.stderr
         assert "Traceback" not in server.stderr, server.stderr
     finally:
         server.kill()
