@@ -417,7 +417,7 @@ def test_a_clients_goaway_ends_the_connection_at_once(certs: Certs) -> None:
 def test_path_send_reads_the_file_as_the_window_opens(
     certs: Certs, tmp_path: Path, http2_engine: str
 ) -> None:
-    """A static file and Starlette's FileResponse (ASGI path send, which ngh2 offers) over a
+    """A static file and Starlette's FileResponse (ASGI path send, which both engines offer) over a
     connection whose streams get no window: the heads come, then as many body bytes as each
     window granted, and the whole file once the windows open; the access log counts it all."""
     big = os.urandom(3 * 1024 * 1024 + 5)
