@@ -331,7 +331,7 @@ def test_connections_accepted_as_a_worker_stops_are_answered(loop: str) -> None:
     changes, each begun once the last one's workers listen: the old workers accept until
     they stop, and each connection they accepted is answered. On asyncio's loop, those
     accepted in the turn before Hypercorn closed the listeners were dropped and their
-    clients reset (CPython gh-109564): 8 to 25 read errors in 3 runs of 4."""
+    clients reset (CPython gh-109564): 34 to 64 read errors in each of 3 runs."""
     args = ["--bind", "127.0.0.1:0", "--workers", "2", "--loop", loop]
     server = HelloProcess(args, env=clean_environ())
     try:
