@@ -13,8 +13,8 @@ import trustme
 from hello.asgi_types import Receive, Scope, Send
 from hello.config import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, load
 from hello.errors import ConfigError
+from hello.responses import send_text
 from hello.stack.insecure import InsecureGate
-from hello.stack.responses import send_text
 from hello.tls.expiry import not_after
 from hello.tls.store import CertificateStore
 from tests.conftest import make_certs

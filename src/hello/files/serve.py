@@ -17,7 +17,7 @@ from typing import Protocol
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
 from hello.files.reading import read_at
 from hello.files.sources import MULTIPLEXED_CHUNK, STREAM_CHUNK, Redirect, Resource, Variant
-from hello.stack.responses import send_text
+from hello.responses import send_text
 
 
 class Source(Protocol):

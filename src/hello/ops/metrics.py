@@ -13,14 +13,31 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
-
-from hello.stack.observe import Exchange
-from hello.tls.expiry import not_after
+from datetime import datetime
+from typing import Protocol
 
 log = logging.getLogger("hello")
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Finished(Protocol):
+    """What the metrics read of a finished request (stack/observe.py's Exchange)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def duration(self) -> float: ...
+
+    @property
+    def bytes_sent(self) -> int: ...
 
 
 class Metrics:
@@ -97,21 +114,16 @@ class Metrics:
     def started(self) -> None:
         self.in_flight.inc()
 
-    def finished(self, exchange: Exchange) -> None:
+    def finished(self, exchange: Finished) -> None:
         self.in_flight.dec()
         route = self.route(exchange.path)
         self.requests.labels(route, str(exchange.status), exchange.protocol).inc()
         self.duration.labels(route).observe(exchange.duration)
         self.bytes.labels(route).inc(exchange.bytes_sent)
 
-    def watch_certificate(self, certfile: Path) -> None:
-        """Set the expiry gauge from the certificate's notAfter."""
-        try:
-            expires = not_after(certfile).timestamp()
-        except (OSError, ValueError) as error:
-            log.warning("cannot read the expiry of %s for the metrics: %s", certfile, error)
-            return
-        self.certificate_expiry.set(expires - time.time())
+    def certificate_expires(self, not_after: datetime) -> None:
+        """Set the expiry gauge from the served certificate's notAfter."""
+        self.certificate_expiry.set(not_after.timestamp() - time.time())
 
 
 def multiprocess() -> bool:

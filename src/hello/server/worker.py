@@ -30,6 +30,7 @@ from hello.errors import StartupError
 from hello.ops.lifecycle import Lifecycle
 from hello.ops.metrics import Metrics
 from hello.server.hypercorn_config import HypercornConfig
+from hello.tls.expiry import not_after
 from hello.tls.reload import CertificateReloader
 from hello.wire.tcp import connections_closed
 
@@ -57,8 +58,12 @@ class Worker:
 
 def _watch_certificate(settings: Settings, metrics: Metrics | None) -> None:
     """Each serving process reports the expiry of the certificate it serves."""
-    if metrics is not None and settings.certfile is not None:
-        metrics.watch_certificate(settings.certfile)
+    if metrics is None or settings.certfile is None:
+        return
+    try:
+        metrics.certificate_expires(not_after(settings.certfile))
+    except (OSError, ValueError) as error:
+        log.warning("cannot read the expiry of %s for the metrics: %s", settings.certfile, error)
 
 
 def serve(worker: Worker) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
 from hello.ops.lifecycle import Lifecycle
-from hello.stack.responses import send_text
+from hello.responses import send_text
 
 NO_STORE = [(b"cache-control", b"no-store")]
 

@@ -13,21 +13,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
-from hello.stack.responses import send_response, send_text
+from hello.responses import send_response, send_text
+from hello.tls.challenges import challenge_response
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
-TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # base64url, as RFC 8555 section 8.3 says
 _HOST = re.compile(r"^(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
-
-
-def challenge_response(directory: Path, token: str) -> bytes | None:
-    """The key authorization to answer for ``token``, if it is being proven."""
-    if not TOKEN.match(token):
-        return None
-    try:
-        return (directory / token).read_bytes()
-    except OSError:
-        return None
 
 
 class InsecureGate:

@@ -8,7 +8,7 @@ ASGI stack, which ``hypercorn hello.asgi:app`` serves too.
 from __future__ import annotations
 
 from hello.asgi_types import ASGIApp, Receive, Scope, Send
-from hello.stack.responses import send_text
+from hello.responses import send_text
 
 
 class HeaderLimit:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hello.errors import CertificateError, ConfigError
-from hello.stack.insecure import TOKEN
+from hello.tls.challenges import TOKEN
 from hello.tls.context import load_server_context
 
 log = logging.getLogger("hello")

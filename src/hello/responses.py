@@ -1,4 +1,4 @@
-"""Whole responses sent straight over ASGI, for the layers that sit below the Quart app."""
+"""Whole responses sent straight over ASGI, by the layers below the user's app (stack, files)."""
 
 from __future__ import annotations
 
