@@ -20,6 +20,7 @@ MOUNTED = Path(__file__).parent / "mounted"
 @pytest.fixture(scope="module")
 def server() -> Iterator[HelloProcess]:
     flags = ["--bind", "127.0.0.1:0", "--pythonpath", str(MOUNTED), "--mount", "/s=streams:app"]
+    flags += ["--mount", "/star=starlette_site:app"]
     process = HelloProcess(flags, env=clean_environ())
     try:
         yield process
@@ -167,6 +168,51 @@ def test_without_httptools_hypercorns_protocol_serves() -> None:
         assert process.count_output("Traceback") == 0
     finally:
         assert process.stop() == 0
+
+
+def trailers(sock: socket.socket) -> tuple[h11.Response, bytes, list[tuple[bytes, bytes]]]:
+    """One response off ``sock``, read by h11: its head, body and trailers."""
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
+    client.send(h11.EndOfMessage())
+    head, body = None, b""
+    while True:
+        event = client.next_event()
+        if event is h11.NEED_DATA:
+            client.receive_data(sock.recv(65536))
+        elif isinstance(event, h11.Response):
+            head = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            assert head is not None
+            return head, body, list(event.headers)
+
+
+def test_trailers_go_to_a_client_that_takes_them(server: HelloProcess) -> None:
+    """An app's trailers end a chunked body for a client that said TE: trailers; to one
+    that did not, the body goes with its length and no trailers."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /s/trailers/a HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
+        head, body, fields = trailers(sock)
+        assert (head.status_code, body, fields) == (200, b"body", [(b"x-checksum", b"abc123")])
+        assert (b"transfer-encoding", b"chunked") in head.headers
+    with connect(server) as sock:
+        sock.sendall(b"GET /s/trailers/b HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body, fields = trailers(sock)
+        assert (head.status_code, body, fields) == (200, b"body", [])
+        assert (b"content-length", b"4") in head.headers
+
+
+def test_starlettes_file_response_is_sent_by_path(server: HelloProcess) -> None:
+    """Starlette's FileResponse takes ASGI path send where the server offers it, as hello's
+    HTTP/1.1 now does: the file arrives whole, with the length Starlette gave."""
+    source = (MOUNTED / "starlette_site.py").read_bytes()
+    with connect(server) as sock:
+        sock.sendall(b"GET /star/source HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body, _ = trailers(sock)
+    assert (head.status_code, body) == (200, source)
+    assert (b"content-length", str(len(source)).encode()) in head.headers
 
 
 def test_a_head_over_the_limit_in_one_piece_is_431(server: HelloProcess) -> None:

@@ -319,7 +319,7 @@ class H1Protocol:
             "client": self.client,
             "server": self.server,
             "state": self.connection_state.copy(),
-            "extensions": {},
+            "extensions": {"http.response.trailers": {}, "http.response.pathsend": {}},
         }
         cycle = Cycle(self, scope, self.parser.should_keep_alive())
         cycle.expect_continue = expects_continue

@@ -4,6 +4,12 @@ The request body is queued for ``receive()`` as it arrives (``protocol.unblocked
 the connection read on once the app takes it); the response head goes out with the first
 body bytes, framed by Content-Length where the whole body came in one message, else chunked.
 
+Response trailers (``http.response.trailers``) go out after the last chunk, to a client that
+said ``TE: trailers``, in a chunked body (a response with a Content-Length cannot carry them:
+they are dropped). ASGI's path send (``http.response.pathsend``) is offered: the file goes out
+a chunk at a time, each read once the last was written (and taken, when the client is slow),
+through the same checks as any body.
+
 The app's head is checked before any of it is written (heads.py): a bad one raises
 ResponseError to the app and the connection closes after the 500 that follows. A body longer
 than its Content-Length is cut at that length, and one shorter ends there: either way the
@@ -14,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import http
+import os
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from hypercorn.typing import WorkerContext
 
+from hello.files.reading import read_at
+from hello.files.sources import MULTIPLEXED_CHUNK, STREAM_CHUNK
 from hello.heads import (
     BAD_VALUE,
     TOKEN,
@@ -50,6 +59,7 @@ class Connection(Protocol):
     def config(self) -> Lines: ...
 
     context: WorkerContext
+    scheme: str  # "https" over TLS
     held: bool  # reading waits for something: unblocked() has work to do
 
     async def write(self, data: bytes) -> None: ...
@@ -74,6 +84,10 @@ class Cycle:
     framed = False  # the app gave Content-Length or Transfer-Encoding
     own_connection = False  # the app gave a Connection header
     chunked = False
+    asked_trailers = False  # the app said it will send trailers
+    trailers = False  # ...and they can go: chunked, to a client that takes them
+    awaiting_trailers = False  # the body has ended; the chunked end waits for the trailers
+    trailer_lines = b""
     declared: int | None = None  # the app's Content-Length, where it gave one
     sent = 0  # body bytes the app has given, counted against ``declared``
 
@@ -127,6 +141,9 @@ class Cycle:
                 raise
             self.started = True
             self.status = status
+            if message.get("trailers"):
+                self.asked_trailers = True
+                self.trailers = self._trailers_can_go()
         elif kind == "http.response.body" and self.started and not self.complete:
             body = bytes(message.get("body", b""))
             more = bool(message.get("more_body", False))
@@ -144,7 +161,9 @@ class Cycle:
                     body, more, fault = self._beyond_length(body)
             elif self.chunked and body:
                 body = b"%x\r\n%b\r\n" % (len(body), body)
-            if not more:
+            if not more and self.trailers:
+                self.awaiting_trailers = True  # the chunked end goes with them
+            elif not more:
                 self.complete = True
                 self.arrived.set()  # a receive() waiting for the end gets http.disconnect
                 if self.chunked:
@@ -153,8 +172,61 @@ class Cycle:
                 await self.protocol.write(head + body if head else body)
             if fault is not None:
                 raise fault
+        elif kind == "http.response.pathsend" and self.started and not self.complete:
+            await self._pathsend(os.fspath(message["path"]))
+        elif kind == "http.response.trailers" and self.awaiting_trailers:
+            await self._trailers(message)
+        elif kind == "http.response.trailers" and self.asked_trailers:
+            pass  # trailers that cannot go (see _trailers_can_go), or after a disconnect
         elif kind.startswith("http.response."):
             raise RuntimeError(f"unexpected ASGI message {kind!r} in this state")
+
+    def _trailers_can_go(self) -> bool:
+        """Whether this response can carry trailers: a chunked HTTP/1.1 body (not one framed
+        by the app's Content-Length), to a client that said ``TE: trailers``."""
+        if self.declared is not None or self.head or self.status in NO_BODY_STATUSES:
+            return False
+        if self.scope["http_version"] != "1.1":
+            return False
+        return any(n == b"te" and b"trailers" in v.lower() for n, v in self.scope["headers"])
+
+    async def _trailers(self, message: Message) -> None:
+        """The app's trailers, checked as its head was; the last message ends the body."""
+        lines = bytearray(self.trailer_lines)
+        for raw_name, raw_value in message.get("headers", ()):
+            name, value = bytes(raw_name).lower(), bytes(raw_value)
+            check_header(name, value)
+            lines += b"%b: %b\r\n" % (name, value)
+        self.trailer_lines = bytes(lines)
+        if message.get("more_trailers", False):
+            return
+        self.awaiting_trailers = False
+        self.complete = True
+        self.arrived.set()
+        if not self.disconnected:
+            await self.protocol.write(b"0\r\n" + self.trailer_lines + b"\r\n")
+
+    async def _pathsend(self, path: str) -> None:
+        """The file at ``path`` as the whole body: over TLS in record-sized chunks, as static
+        files go (files/sources.py says why), each read once the last was written."""
+        if self.head or self.status in NO_BODY_STATUSES:
+            await self.send({"type": "http.response.body", "body": b""})
+            return
+        piece = MULTIPLEXED_CHUNK if self.protocol.scheme == "https" else STREAM_CHUNK
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size, offset = os.fstat(fd).st_size, 0
+            while not self.complete:
+                chunk = (
+                    await read_at(fd, offset, min(piece, size - offset)) if offset < size else b""
+                )
+                if offset < size and not chunk:
+                    raise OSError(f"{path} shrank while it was being sent")
+                offset += len(chunk)
+                more = offset < size and not self.disconnected
+                await self.send({"type": "http.response.body", "body": chunk, "more_body": more})
+        finally:
+            os.close(fd)
 
     def _beyond_length(self, body: bytes) -> tuple[bytes, bool, ResponseError]:
         """The app broke its declared Content-Length with ``body`` (counted in ``sent``):
@@ -212,7 +284,7 @@ class Cycle:
         out += protocol.config.response_lines("h11")
         if self.framed or self.head or self.status in NO_BODY_STATUSES:
             pass
-        elif not more:
+        elif not more and not self.trailers:
             out += b"content-length: %d\r\n" % len(body)
         elif self.scope["http_version"] == "1.1":
             self.chunked = True

@@ -325,6 +325,7 @@ class H2Protocol:
         method = path = b""
         protocol: bytes | None = None
         host: bytes | None = None
+        expect: bytes | None = None
         fields: list[tuple[bytes, bytes]] = [(b"host", b"")]
         size = 0
         for name, value in headers:
@@ -341,6 +342,8 @@ class H2Protocol:
                 if name == b"host":
                     host = host if host is not None else value
                     continue
+                if name == b"expect":
+                    expect = value
                 fields.append((name, value))
                 size += len(name) + len(value) + 4
         fields[0] = (b"host", host or b"")
@@ -378,6 +381,8 @@ class H2Protocol:
         stream = Stream(self, stream_id, scope)
         if end:
             stream.more_body = False
+        elif expect is not None and expect.lower() == b"100-continue":
+            stream.expect_continue = True
         self.streams[stream_id] = stream
         too_big = self.head_limit is not None and size + len(raw_path) > self.head_limit
         self.task_group.spawn(self._run, stream, too_big)

@@ -63,6 +63,7 @@ class Stream:
 
     # Defaults on the class: a request sets only what differs (most requests: nothing).
     more_body = True  # until the request's END_STREAM
+    expect_continue = False  # the client waits for 100 Continue before sending the body
     body_given = False  # the app has had all of it
     unacknowledged = 0  # body bytes received and not yet given back to the window
     disconnected = False  # reset by the client, or the connection is gone
@@ -114,6 +115,8 @@ class Stream:
     # --- the request, for the app ---
 
     async def receive(self) -> Message:
+        if self.expect_continue:
+            self._continue()
         while True:
             if self.disconnected or self.complete:
                 return {"type": "http.disconnect"}
@@ -131,6 +134,15 @@ class Stream:
             self.engine.conn.acknowledge_received_data(taken, self.stream_id)
             self.engine.want_write()
         return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    def _continue(self) -> None:
+        """``Expect: 100-continue``: the app asks for the body, so the client may send it
+        (RFC 9110 10.1.1). Said only now, so an app that answers without reading (401, 413)
+        spares the client the upload, as on HTTP/1.1."""
+        self.expect_continue = False
+        if not (self.started or self.disconnected or self.engine.closed) and self.more_body:
+            self.engine.conn.send_informational_response(self.stream_id, ((b":status", b"100"),))
+            self.engine.want_write()
 
     # --- the response, from the app ---
 

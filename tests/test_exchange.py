@@ -1,0 +1,333 @@
+"""The rules of one request's exchange, on every protocol and engine, in this process.
+
+Each test runs over HTTP/1.1 (httptools, h11) and HTTP/2 (ngh2, h2) through
+tests/inprocess.py: the protocol as hello serves it, fed bytes by a client and read back by a
+real parser (h11, h2), no socket. A rule is the same on every engine; where HTTP/1.1 and
+HTTP/2 must keep it differently (closing the connection against resetting a stream), the test
+says both. What an engine does not do yet is marked xfail, strict: it fails the day it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hello.asgi_types import ASGIApp, Message, Receive, Scope, Send
+from tests.inprocess import (
+    ENGINES,
+    HTTP2_ENGINES,
+    H1Client,
+    H2Client,
+    Response,
+    ServerConnection,
+    client,
+    settings,
+    until,
+)
+
+pytestmark = pytest.mark.anyio
+
+INTERNAL_ERROR = 2  # HTTP/2's error code for a stream the server could not finish
+CANCEL = 8
+
+
+def missing(engine: str, engines: tuple[str, ...], what: str) -> Any:
+    """``engine`` as a parameter, marked as not doing ``what`` yet if it is one of ``engines``."""
+    if engine not in engines:
+        return engine
+    return pytest.param(engine, marks=pytest.mark.xfail(strict=True, reason=f"{engine}: {what}"))
+
+
+def app_sending(headers: list[tuple[bytes, bytes]], *bodies: bytes, status: int = 200) -> ASGIApp:
+    """An app that answers ``status`` with ``headers`` and the ``bodies`` in turn."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        for index, body in enumerate(bodies):
+            more = index < len(bodies) - 1
+            await send({"type": "http.response.body", "body": body, "more_body": more})
+
+    return app
+
+
+async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """The request body back, once it is all in."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def fetch(
+    engine: str,
+    app: ASGIApp,
+    method: str = "GET",
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+    **flags: Any,
+) -> tuple[Response, bool]:
+    """One exchange on a new connection: the response, and whether the server closed the
+    connection after it."""
+    async with ServerConnection(engine, app, settings(**flags)) as server:
+        response = await client(server).fetch(method, "/", headers or [], body)
+        await asyncio.sleep(0)  # a close that follows the response is seen
+        return response, server.closed
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_request_is_answered_and_the_connection_kept(engine: str) -> None:
+    app = app_sending([(b"x-app", b"1")], b"hel", b"lo")
+    async with ServerConnection(engine, app) as server:
+        speaker = client(server)
+        for _ in range(3):
+            response = await speaker.fetch("GET", "/")
+            assert (response.status, response.body, response.complete) == (200, b"hello", True)
+            assert response.header(b"x-app") == b"1"
+        assert not server.closed
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_head_gets_the_headers_and_no_body(engine: str) -> None:
+    app = app_sending([(b"content-length", b"5")], b"hello")
+    response, _ = await fetch(engine, app, "HEAD")
+    assert (response.status, response.body, response.header(b"content-length")) == (
+        200,
+        b"",
+        b"5",
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"bad name", b"x")],
+        [(b"x-bad", b"a\r\nb")],
+        [(b"x-bad", b"a\x00b")],
+        [(b"content-length", b"1"), (b"content-length", b"2")],
+        [(b"content-length", b"-1")],
+    ],
+    ids=["space in a name", "CRLF in a value", "NUL in a value", "two lengths", "bad length"],
+)
+async def test_a_broken_head_becomes_a_500(engine: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """None of the app's head goes out: the client gets a 500 with no body. HTTP/1.1 closes
+    the connection after it; HTTP/2 keeps it for other streams."""
+    response, closed = await fetch(engine, app_sending(headers, b"x"))
+    assert (response.status, response.body, response.complete) == (500, b"", True)
+    assert not any(name in (b"bad name", b"x-bad") for name, _ in response.headers)
+    assert closed is (engine not in HTTP2_ENGINES)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "declared,bodies",
+    [(3, [b"12345"]), (4, [b"123", b"45"]), (10, [b"12345"]), (10, [b"123", b"45"])],
+    ids=["long", "long in pieces", "short", "short in pieces"],
+)
+async def test_a_body_that_breaks_its_content_length_never_reads_as_whole(
+    engine: str, declared: int, bodies: list[bytes]
+) -> None:
+    """No byte past the declared length reaches the client, and a short body is never taken
+    for a whole one: HTTP/1.1 closes the connection, HTTP/2 resets the stream. (A long body
+    may end as a whole response of the declared length, cut there: its bytes are the app's.)"""
+    app = app_sending([(b"content-length", str(declared).encode())], *bodies)
+    response, closed = await fetch(engine, app)
+    sent = b"".join(bodies)
+    assert sent.startswith(response.body) and len(response.body) <= declared
+    if engine in HTTP2_ENGINES:
+        assert response.reset == INTERNAL_ERROR and not response.complete
+        assert not closed
+    else:
+        assert closed
+        assert not response.complete or len(response.body) == declared < len(sent)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_head_over_the_limit_gets_431(engine: str) -> None:
+    response, _ = await fetch(engine, echo, headers=[("x-big", "a" * 5000)], max_header_size=4096)
+    assert response.status == 431
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_head_within_the_limit_is_served(engine: str) -> None:
+    response, _ = await fetch(engine, echo, headers=[("x-big", "a" * 3000)], max_header_size=4096)
+    assert response.status == 200
+
+
+def informational(speaker: H1Client | H2Client, stream: int | None) -> list[int]:
+    """The informational statuses (1xx) that arrived so far for the request under way."""
+    speaker.read()
+    if isinstance(speaker, H2Client):
+        assert stream is not None
+        return speaker.responses[stream].informational
+    return speaker.current.informational if speaker.current else []
+
+
+EARLY_CONTINUE = {
+    "h11": "sends 100 Continue as the head arrives",
+    "h2": "no 100 Continue on HTTP/2",
+}
+
+
+@pytest.mark.parametrize(
+    "engine", [missing(e, tuple(EARLY_CONTINUE), EARLY_CONTINUE.get(e, "")) for e in ENGINES]
+)
+async def test_expect_100_continue_is_answered_when_the_app_reads(engine: str) -> None:
+    """The client holds its body back until told 100 Continue, which the server says once
+    the app asks for the body, and not before: an app that answers without reading (401,
+    413) spares the client the upload."""
+    read = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await read.wait()
+        await echo(scope, receive, send)
+
+    async with ServerConnection(engine, app) as server:
+        speaker = client(server)
+        headers = [("expect", "100-continue"), ("content-length", "3")]
+        stream = speaker.request("POST", "/", headers, end=False)
+        for _ in range(20):  # turns of the loop in which the app has not asked
+            await asyncio.sleep(0)
+        assert informational(speaker, stream) == []
+        read.set()
+        await until(lambda: 100 in informational(speaker, stream), "100 Continue", timeout=1)
+        if isinstance(speaker, H2Client):
+            assert isinstance(stream, int)
+            speaker.send_data(stream, b"abc", end=True)
+            response = await speaker.response(stream)
+        else:
+            speaker.send(b"abc")
+            response = await speaker.response()
+        assert 100 in response.informational
+        assert (response.status, response.body) == (200, b"abc")
+
+
+@pytest.mark.parametrize(
+    "engine", [missing(e, ("h11",), "closes instead of reading the body's rest") for e in ENGINES]
+)
+async def test_an_app_that_answers_without_reading_the_body(engine: str) -> None:
+    """The app answers while the client is still sending a large body: the response comes
+    whole, the rest of the body is taken (and dropped), and the connection serves the next
+    request (HTTP/1.1 after the body's end, HTTP/2 on a new stream)."""
+    app = app_sending([(b"content-length", b"2")], b"no")
+    async with ServerConnection(engine, app) as server:
+        speaker = client(server)
+        size = 256 * 1024
+        first = speaker.request("POST", "/", [("content-length", str(size))], end=False)
+        if isinstance(speaker, H2Client):
+            assert isinstance(first, int)
+            speaker.send_data(first, b"x" * 16384)
+            response = await speaker.response(first)
+        else:
+            speaker.send(b"x" * 16384)
+            response = await speaker.response()
+        assert (response.status, response.body, response.complete) == (200, b"no", True)
+        if isinstance(speaker, H1Client):
+            speaker.send(b"x" * (size - 16384))  # the rest, then the next request
+        following = await speaker.fetch("GET", "/")
+        assert (following.status, following.body) == (200, b"no")
+        assert not server.closed
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_the_app_learns_the_client_is_gone_mid_response(engine: str) -> None:
+    """A client that leaves while the app streams its response: the app's receive() says
+    http.disconnect (once the request's body was given), and its later sends do not raise."""
+    seen: list[Message] = []
+    sent_after = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert (await receive())["type"] == "http.request"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        seen.append(await receive())
+        await send({"type": "http.response.body", "body": b"more", "more_body": True})
+        sent_after.set()
+
+    async with ServerConnection(engine, app) as server:
+        speaker = client(server)
+        speaker.request("GET", "/")
+        await until(lambda: b"part" in server.transport.written, "the first part")
+        server.client_gone()
+        await until(sent_after.is_set, "the app's send after the client left")
+        assert seen == [{"type": "http.disconnect"}]
+
+
+NO_PATHSEND = ("h11",)
+NO_TRAILERS = ("h11",)
+
+
+@pytest.mark.parametrize("engine", [missing(e, NO_PATHSEND, "no ASGI path send") for e in ENGINES])
+async def test_path_send_serves_the_file(engine: str, tmp_path: Path) -> None:
+    """ASGI's path send (``http.response.pathsend``) is offered, and the file is the body."""
+    path = tmp_path / "file.bin"
+    path.write_bytes(bytes(range(256)) * 1024)  # 256 KiB: more than one chunk or window
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert "http.response.pathsend" in scope["extensions"]
+        length = str(path.stat().st_size).encode()
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", length)]}
+        )
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    response, _ = await fetch(engine, app)
+    assert (response.status, response.complete) == (200, True)
+    assert response.body == path.read_bytes()
+
+
+def app_with_trailers(*headers: tuple[bytes, bytes]) -> ASGIApp:
+    """An app that sends ``headers``, a body and a trailer, having said it would."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert "http.response.trailers" in scope["extensions"]
+        start = {"type": "http.response.start", "status": 200, "headers": list(headers)}
+        await send({**start, "trailers": True})
+        await send({"type": "http.response.body", "body": b"da", "more_body": True})
+        await send({"type": "http.response.body", "body": b"ta"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")]})
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "engine", [missing(e, NO_TRAILERS, "no response trailers") for e in ENGINES]
+)
+async def test_trailers_follow_the_body_when_the_client_takes_them(engine: str) -> None:
+    async with ServerConnection(engine, app_with_trailers()) as server:
+        speaker = client(server)
+        for _ in range(2):  # and the connection goes on after them
+            response = await speaker.fetch("GET", "/", [("te", "trailers")])
+            assert (response.status, response.body, response.complete) == (200, b"data", True)
+            assert response.trailers == [(b"x-checksum", b"abc")]
+        assert not server.closed
+
+
+@pytest.mark.parametrize(
+    "engine", [missing(e, NO_TRAILERS, "no response trailers") for e in ENGINES]
+)
+@pytest.mark.parametrize(
+    "te,headers",
+    [("", []), ("trailers", [(b"content-length", b"4")])],
+    ids=["client without TE", "body with a Content-Length"],
+)
+async def test_trailers_that_cannot_go_are_dropped(
+    engine: str, te: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Trailers a response cannot carry (the client did not ask for them, or, on HTTP/1.1,
+    the body is framed by Content-Length) are dropped; the response is whole."""
+    app = app_with_trailers(*headers)
+    async with ServerConnection(engine, app) as server:
+        speaker = client(server)
+        response = await speaker.fetch("GET", "/", [("te", te)] if te else [])
+        assert (response.status, response.body, response.complete) == (200, b"data", True)
+        if te == "" or engine in ("httptools", "h11"):
+            assert response.trailers == []
+        assert (await speaker.fetch("GET", "/")).body == b"data"
