@@ -53,7 +53,15 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = WAIT)
         turns += 1
         # A few turns of the loop first (most answers take one or two), then small waits
         # for what runs in threads or on timers.
-        await asyncio.sleep(0 if turns < 50 else 0.005)
+        await asyncio.sleep(0 if turns < 50 else 0.005)  # not a wait: the poll's interval
+
+
+async def quiet_turns(count: int = 20) -> None:
+    """Let the server's tasks run ``count`` turns of the loop: a span in which something that
+    must not happen (a 100 Continue before the app asks, a close) would have. In process, an
+    answer takes one or two turns."""
+    for _ in range(count):
+        await asyncio.sleep(0)  # not a wait for readiness: the span itself is the point
 
 
 class FakeTransport(asyncio.Transport):

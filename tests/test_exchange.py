@@ -24,6 +24,7 @@ from tests.inprocess import (
     Response,
     ServerConnection,
     client,
+    quiet_turns,
     settings,
     until,
 )
@@ -77,7 +78,7 @@ async def fetch(
     connection after it."""
     async with ServerConnection(engine, app, settings(**flags)) as server:
         response = await client(server).fetch(method, "/", headers or [], body)
-        await asyncio.sleep(0)  # a close that follows the response is seen
+        await quiet_turns()  # a close that follows the response has come by then
         return response, server.closed
 
 
@@ -193,8 +194,7 @@ async def test_expect_100_continue_is_answered_when_the_app_reads(engine: str) -
         speaker = client(server)
         headers = [("expect", "100-continue"), ("content-length", "3")]
         stream = speaker.request("POST", "/", headers, end=False)
-        for _ in range(20):  # turns of the loop in which the app has not asked
-            await asyncio.sleep(0)
+        await quiet_turns()  # the app has not asked yet
         assert informational(speaker, stream) == []
         read.set()
         await until(lambda: 100 in informational(speaker, stream), "100 Continue", timeout=1)
