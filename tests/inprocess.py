@@ -1,13 +1,14 @@
 """hello's protocols driven in this process: a connection with no socket, fed bytes as a client
 would send them, its answer read back as the client would read it.
 
-``ServerConnection`` stands where the TCP server stands in production: it builds the protocol
-for an engine, hands it a ``FakeTransport`` (what the server writes is kept), and reads for it
-as the server does: straight into the protocol (httptools, ngh2: they read in
-``data_received``) or through its event interface (h11, h2). The clients (``H1Client``,
-``H2Client``) speak to it in bytes: a real HTTP/1.1 parser (h11) and a real HTTP/2 one (h2)
-read what it wrote. uvicorn's tests/protocols/test_http.py is the model: milliseconds a test,
-the whole protocol and none of the network.
+``ServerConnection`` stands where wire/tcp.py's ``Connection`` stands in production: it builds
+the connection's protocols as that does (wire/choice.py) for the engine asked for, hands them a
+``FakeTransport`` (what the server writes is kept), and reads for them as it does: straight
+into the protocol (httptools, ngh2: they read in ``data_received``) or through its event
+interface (h11, h2). The clients (``H1Client``, ``H2Client``) speak to it in bytes: a real
+HTTP/1.1 parser (h11) and a real HTTP/2 one (h2) read what it wrote. uvicorn's
+tests/protocols/test_http.py is the model: milliseconds a test, the whole protocol and none of
+the network.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import h11
 from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.events import Closed, Event, RawData
-from hypercorn.typing import ASGIFramework
+from hypercorn.typing import ASGIFramework, ConnectionState
 from hypercorn.utils import wrap_app
 
 from hello.asgi_types import ASGIApp
@@ -32,6 +33,8 @@ from hello.config import Settings
 from hello.config.load import load
 from hello.server.hypercorn_config import HypercornConfig
 from hello.stack.limits import HeaderLimit
+from hello.wire.choice import Engines, Protocols, choose_engines
+from hello.wire.h11 import H11Protocol
 
 HTTP1_ENGINES = ("httptools", "h11")
 HTTP2_ENGINES = ("ngh2", "h2")
@@ -170,7 +173,7 @@ class ServerConnection:
     tls: bool = False
     closed: bool = False  # the server closed the connection
     transport: FakeTransport = field(init=False)
-    protocol: Any = field(init=False)
+    protocol: Protocols = field(init=False)
     context: WorkerContext = field(init=False)
     _group: _Tasks = field(init=False)
     _inbox: asyncio.Queue[bytes | None] = field(init=False)
@@ -187,27 +190,28 @@ class ServerConnection:
             hypercorn_config.wsgi_max_body_size,
             "asgi",
         )
-        args: tuple[Any, ...] = (
+        engines, alpn = _engines(self.engine)
+        self.protocol = Protocols(
+            engines,
             wrapped,
             hypercorn_config,
             self.context,
             self._group,
-            {},
+            ConnectionState({}),
             self.tls,
             CLIENT,
             SERVER,
             self._server_sends,
+            alpn,
         )
-        self.protocol = _protocol_class(self.engine)(*args)
         stream_end = _StreamEnd()
         self.transport = FakeTransport(stream_end, self.tls)
         self._inbox = asyncio.Queue()
-        if self.engine in HTTP2_ENGINES:
-            await self.protocol.initiate()
-        # Read as the TCP server does: handed over once, to a protocol that reads directly
+        await self.protocol.initiate()
+        # Read as the connection does: handed over once, to a protocol that reads directly
         # (the reader it returns only learns of the end), or chunk by chunk through events.
         reader: asyncio.StreamReader = _InboxReader(self._inbox)
-        read_directly = getattr(self.protocol, "read_directly", None)
+        read_directly = getattr(self.protocol.protocol, "read_directly", None)
         if read_directly is not None:
             reader = await read_directly(self.transport, reader, None)
         self._reader = asyncio.ensure_future(self._read(reader))
@@ -294,27 +298,14 @@ class _InboxReader(asyncio.StreamReader):
         return item
 
 
-def _protocol_class(engine: str) -> Any:
+def _engines(engine: str) -> tuple[Engines, str]:
+    """The engines of a process serving HTTP/1.1 or HTTP/2 on ``engine``, and what ALPN said."""
     if engine == "httptools":
-        from hello.wire.h1 import H1Protocol
-        from hello.wire.h11 import H11Protocol
-
-        def build(*args: Any) -> Any:
-            return H1Protocol(*args, fallback=lambda: H11Protocol(*args))
-
-        return build
-    if engine == "h11":
-        from hello.wire.h11 import H11Protocol
-
-        return H11Protocol
-    if engine == "ngh2":
-        from hello.wire.http2 import H2Protocol
-
-        return H2Protocol
-    if engine == "h2":
-        from hello.wire.h2 import H2Protocol as HypercornH2
-
-        return HypercornH2
+        return choose_engines("auto"), "http/1.1"
+    if engine == "h11":  # as where httptools cannot be imported
+        return Engines(H11Protocol, choose_engines("auto").http2), "http/1.1"
+    if engine in HTTP2_ENGINES:
+        return choose_engines(engine), "h2"
     raise ValueError(f"no such engine: {engine}")
 
 
@@ -434,6 +425,22 @@ class H2Client:
         self.responses: dict[int, Response] = {}
         self.goaway: int | None = None
         self.flush()
+
+    @classmethod
+    def upgraded(cls, server: ServerConnection, received: bytes) -> H2Client:
+        """The client of a connection upgraded to h2c (its request is stream 1), fed what
+        the server wrote after its 101."""
+        client = cls.__new__(cls)
+        client.server = server
+        client.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        client.conn.initiate_upgrade_connection()
+        client.responses = {1: Response()}
+        client.goaway = None
+        client.flush()
+        server.transport.written[:0] = received
+        return client
 
     def flush(self) -> None:
         data = self.conn.data_to_send()

@@ -2,8 +2,8 @@
 is off while these run. Otherwise an ended connection's engine state and buffers waited for
 the next full collection, minutes apart under load (scripts/soak).
 
-The server runs in this process (hello's wire installed into Hypercorn, its worker_serve on a
-loop in a thread, real sockets and TLS) so that the test can hold weak references to each
+The server runs in this process (hello's worker loop, server/serve.py, on a loop in a thread,
+real sockets and TLS) so that the test can hold weak references to each
 connection's server and protocol objects, and see them die."""
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ from typing import Any, cast
 import h2.config
 import h2.connection
 import h2.events
-import hypercorn.protocol
 import pytest
-from hypercorn.asyncio.run import worker_serve
 from hypercorn.typing import ASGIFramework
 from hypercorn.utils import wrap_app
 
@@ -31,10 +29,11 @@ from hello import wire
 from hello.asgi_types import Receive, Scope, Send
 from hello.config.load import load
 from hello.server.hypercorn_config import HypercornConfig
+from hello.server.serve import serve
 from hello.server.sockets import bind_sockets
 from hello.tls.reload import CertificateReloader
-from hello.wire import h2 as h2_engine
 from hello.wire import tcp
+from hello.wire.choice import choose_engines
 from tests.conftest import Certs
 from tests.support import poll
 
@@ -63,10 +62,10 @@ class InProcess:
         the server's loop); return how many connections are open."""
 
         async def take() -> int:
-            for server in tcp.OPEN:
-                self.seen.append(weakref.ref(server))
-                wrapper = getattr(server, "protocol", None)
-                first, last = server._first, getattr(wrapper, "protocol", None)
+            for connection in tcp.OPEN:
+                self.seen.append(weakref.ref(connection))
+                choice = connection.protocol
+                first, last = connection._first, getattr(choice, "protocol", None)
                 for protocol in (first,) if last is first else (first, last):
                     if protocol is not None:
                         self.seen.append(weakref.ref(protocol))
@@ -81,8 +80,8 @@ class InProcess:
 
 
 @contextmanager
-def serving(certs: Certs, tls: bool) -> Iterator[InProcess]:
-    """hello's wire on Hypercorn's worker_serve, in this process, with the collector off."""
+def serving(certs: Certs, tls: bool, engine: str = "auto") -> Iterator[InProcess]:
+    """hello's worker loop on HTTP/2 ``engine``, in this process, with the collector off."""
     wire.install()
     flags: dict[str, Any] = {"bind": "127.0.0.1:0"}
     if tls:
@@ -99,13 +98,15 @@ def serving(certs: Certs, tls: bool) -> Iterator[InProcess]:
     )
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    serve = worker_serve(
+    serving = serve(
         wrap_app(cast(ASGIFramework, app), config.wsgi_max_body_size, "asgi"),
         config,
-        sockets=sockets,
-        shutdown_trigger=stop.wait,
+        settings,
+        choose_engines(engine),
+        sockets,
+        stop.wait,
     )
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve,), daemon=True)
+    thread = threading.Thread(target=loop.run_until_complete, args=(serving,), daemon=True)
     gc.collect()
     gc.disable()
     try:
@@ -199,17 +200,15 @@ CASES = {
     ids=["http/1.1", "h2c", "h2c upgrade", "https/1.1", "h2 over tls", "h2c on h2", "h2 on h2"],
 )
 def test_an_ended_connection_is_freed_without_the_garbage_collector(
-    certs: Certs, monkeypatch: pytest.MonkeyPatch, tls: bool, case: str, engine: str
+    certs: Certs, tls: bool, case: str, engine: str
 ) -> None:
-    if engine == "h2":  # what install("h2") leaves: Hypercorn's protocol as hello fixes it
-        monkeypatch.setattr(hypercorn.protocol, "H2Protocol", h2_engine.H2Protocol)
-    with serving(certs, tls) as server:
+    with serving(certs, tls, engine) as server:
         alpn = "h2" if case == "h2" else "http/1.1"
         sockets = [connect(server, certs, alpn) for _ in range(CONNECTIONS)]
         for sock in sockets:
             CASES[case](sock)
         assert server.watch_open() == CONNECTIONS
-        assert len(server.seen) >= 2 * CONNECTIONS  # a server and a protocol (or two) each
+        assert len(server.seen) >= 2 * CONNECTIONS  # a connection and a protocol (or two) each
         engines = {name for name in server.alive() if name.endswith(".H2Protocol")}
         module = {"ngh2": "hello.wire.http2", "h2": "hello.wire.h2"}[engine]
         assert engines == ({f"{module}.H2Protocol"} if case != "http/1.1" else set())

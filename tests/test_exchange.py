@@ -331,3 +331,33 @@ async def test_trailers_that_cannot_go_are_dropped(
         if te == "" or engine in ("httptools", "h11"):
             assert response.trailers == []
         assert (await speaker.fetch("GET", "/")).body == b"data"
+
+
+@pytest.mark.parametrize("engine", ["httptools", "h11"])
+async def test_a_plain_connection_that_opens_with_the_http2_preface_is_served_http2(
+    engine: str,
+) -> None:
+    """h2c with prior knowledge: the HTTP/1.1 engine sees the preface and the connection goes
+    on as HTTP/2 (wire/choice.py), on the HTTP/2 engine of the process, with what it had read."""
+    async with ServerConnection(engine, app_sending([], b"over h2")) as server:
+        speaker = H2Client(server)
+        response = await speaker.fetch("GET", "/")
+        assert (response.status, response.body, response.complete) == (200, b"over h2", True)
+        assert type(server.protocol.protocol).__module__ == "hello.wire.http2"
+
+
+@pytest.mark.parametrize("engine", ["httptools", "h11"])
+async def test_an_h2c_upgrade_answers_the_request_over_http2(engine: str) -> None:
+    """Upgrade: h2c on the first request: 101, then that request's response on stream 1."""
+    async with ServerConnection(engine, app_sending([], b"upgraded")) as server:
+        head = (
+            "GET / HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings\r\n"
+            "upgrade: h2c\r\nhttp2-settings: \r\n\r\n"  # no settings: the defaults
+        )
+        server.client_sends(head.encode())
+        await until(lambda: b"\r\n\r\n" in server.transport.written, "the 101")
+        switching, _, rest = bytes(server.take()).partition(b"\r\n\r\n")
+        assert switching.startswith(b"HTTP/1.1 101 ")
+        speaker = H2Client.upgraded(server, rest)
+        response = await speaker.response(1)
+        assert (response.status, response.body, response.complete) == (200, b"upgraded", True)

@@ -4,6 +4,7 @@ rules, HTTP/2 after an early answer, an invalid h2c preface, and install() itsel
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import re
 import socket
 import subprocess
@@ -13,13 +14,20 @@ from pathlib import Path
 
 import h2.errors
 import h2.events
+import h2.utilities
 import hpack
 import hypercorn.asyncio.run
+import hypercorn.asyncio.tcp_server
+import hypercorn.asyncio.udp_server
 import hypercorn.protocol
+import hypercorn.protocol.h2
+import hypercorn.protocol.h11
 import pytest
 
 from hello import wire
-from hello.wire import http2, quic, tcp
+from hello.wire import h2 as h2_engine
+from hello.wire import h2_headers, http2
+from hello.wire.choice import choose_engines
 from tests.conftest import Certs, clean_environ
 from tests.h2client import H2Client, host_port
 from tests.support import HelloProcess
@@ -35,49 +43,45 @@ MOUNTS = [
 ]
 
 
-def test_install_replaces_each_global_and_says_what() -> None:
+def test_install_changes_only_h2s_header_check_and_asyncios_tls_buffer() -> None:
     changed = wire.install()
-    assert changed == [
-        "h2 header checks",
-        "HTTP/2 protocol",
-        "HTTP/1.1 protocol",
-        "TCP server",
-        "UDP server",
-        "TLS read buffer",
-    ]
+    assert changed == ["h2 header checks", "TLS read buffer"]
     assert wire.install() == changed == wire.installed()  # a second call changes nothing
-    assert hypercorn.protocol.H2Protocol is http2.H2Protocol  # type: ignore[attr-defined,comparison-overlap]
-    assert wire.http2_engine() == "ngh2"
-    assert hypercorn.asyncio.run.TCPServer is tcp.GuardedTCPServer  # type: ignore[attr-defined]
-    assert hypercorn.asyncio.run.UDPServer is quic.QuicServer  # type: ignore[attr-defined]
-    built = hypercorn.protocol.H11Protocol  # type: ignore[attr-defined]
-    assert built.__qualname__ == "_h1_or.<locals>.build"  # httptools is installed here
+    assert h2.utilities._reject_illegal_characters is h2_headers.reject_illegal_characters
+    assert asyncio.sslproto.SSLProtocol.max_size == wire.TLS_READ_BUFFER
+    # Hypercorn's protocols and servers stay its own: hello builds its own (server/serve.py).
+    assert hypercorn.protocol.H2Protocol is hypercorn.protocol.h2.H2Protocol  # type: ignore[attr-defined]
+    assert hypercorn.protocol.H11Protocol is hypercorn.protocol.h11.H11Protocol  # type: ignore[attr-defined]
+    assert hypercorn.asyncio.run.TCPServer is hypercorn.asyncio.tcp_server.TCPServer  # type: ignore[attr-defined]
+    assert hypercorn.asyncio.run.UDPServer is hypercorn.asyncio.udp_server.UDPServer  # type: ignore[attr-defined]
 
 
-def test_without_ngh2_http2_falls_back_to_h2_unless_ngh2_is_asked_for() -> None:
-    assert wire.http2_protocol("h2") is None  # Hypercorn's, which install() keeps
-    assert wire.http2_protocol("auto") is http2.H2Protocol
+def test_the_engines_follow_http2_engine_and_what_imports() -> None:
+    auto = choose_engines("auto")
+    assert (auto.http2, auto.http2_name) == (http2.H2Protocol, "ngh2")
+    on_h2 = choose_engines("h2")
+    assert (on_h2.http2, on_h2.http2_name) == (h2_engine.H2Protocol, "h2")
+    assert auto.http1.__qualname__ == "choose_engines.<locals>.http1"  # httptools, here
     code = (
-        "import sys; sys.modules['ngh2'] = None\n"
-        "from hello import wire\n"
+        "import sys; sys.modules['ngh2'] = None; sys.modules['httptools'] = None\n"
+        "from hello.wire.choice import choose_engines\n"
         "from hello.errors import ConfigError\n"
         "try:\n"
-        "    wire.install('ngh2')\n"
+        "    choose_engines('ngh2')\n"
         "except ConfigError as error:\n"
         "    print('refused:', error)\n"
-        "wire.install('auto')\n"
-        "print('engine:', wire.http2_engine())\n"
+        "engines = choose_engines('auto')\n"
+        "print('engines:', engines.http1.__module__, engines.http2_name)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     lines = done.stdout.splitlines()
     assert lines[0].startswith("refused: --http2-engine ngh2: ") and "choose h2" in lines[0]
-    assert lines[1] == "engine: h2"
+    assert lines[1] == "engines: hello.wire.h11 h2"
 
 
-def test_install_refuses_a_name_hypercorn_no_longer_reads() -> None:
-    assert "TCPServer" in wire._names(hypercorn.asyncio.run.worker_serve)
-    assert "H11Protocol" in wire._names(hypercorn.protocol.ProtocolWrapper)
-    assert "TCPServer" not in wire._names(hypercorn.protocol.ProtocolWrapper)
+def test_install_refuses_a_name_h2_no_longer_reads() -> None:
+    assert "_reject_illegal_characters" in wire._names(h2.utilities.validate_headers)
+    assert "_reject_illegal_characters" not in wire._names(h2.utilities.extract_method_header)
 
 
 @pytest.fixture(scope="module")

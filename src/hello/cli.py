@@ -153,7 +153,7 @@ class _Version(argparse.Action):
 
 def _version() -> str:
     """hello's version, and the engine (library and version) behind each protocol."""
-    from hello.wire import engines
+    from hello.wire.choice import engines
 
     lines = [f"hello {__version__}"]
     for role, library, version in engines():

@@ -35,6 +35,7 @@ from hello.server.worker import Worker, serve, uvloop_module
 from hello.stack.build import build_app, own_routes, route_prefixes
 from hello.stack.insecure import InsecureGate
 from hello.tls import create_ssl_context
+from hello.wire.choice import http2_protocol
 
 log = logging.getLogger("hello")
 
@@ -47,7 +48,7 @@ def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> Non
     ``--reload`` this process only watches files: the app is built in the child that serves."""
     settings = _checked(settings)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload, once serving; never an exit
-    wire.install(settings.http2_engine)
+    wire.install()
     metrics = _metrics(settings)
     board = Board()  # the serving processes' readiness, for the operations listener
     if settings.reload:
@@ -115,7 +116,7 @@ def require(settings: Settings) -> None:
             f"{settings.describe('loop')}: uvloop is not installed here; install hello with "
             "the uvloop extra (pip install '.[uvloop]' in its checkout) or use --loop asyncio"
         )
-    wire.http2_protocol(settings.http2_engine)  # ngh2, when asked for, must import
+    http2_protocol(settings.http2_engine)  # ngh2, when asked for, must import
     if settings.acme or settings.self_signed:
         _require_writable(settings)
     if settings.tls:

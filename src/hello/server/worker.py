@@ -1,5 +1,5 @@
-"""One serving process: the event loop, the signals that stop it, Hypercorn's worker, the
-certificate watcher and ACME renewals.
+"""One serving process: the event loop, the signals that stop it, the worker loop (serve.py),
+the certificate watcher and ACME renewals.
 
 A worker that gets SIGTERM or SIGINT stops accepting, reports not-ready, lets in-flight requests
 finish within ``graceful_timeout`` and returns.
@@ -19,7 +19,6 @@ from asyncio.selector_events import BaseSelectorEventLoop
 from dataclasses import dataclass
 from typing import Any, cast
 
-from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Sockets
 from hypercorn.typing import ASGIFramework
 from hypercorn.utils import wrap_app
@@ -30,8 +29,10 @@ from hello.errors import StartupError
 from hello.ops.lifecycle import Lifecycle
 from hello.ops.metrics import Metrics
 from hello.server.hypercorn_config import HypercornConfig
+from hello.server.serve import serve as serve_sockets
 from hello.tls.expiry import not_after
 from hello.tls.reload import CertificateReloader
+from hello.wire.choice import choose_engines
 from hello.wire.tcp import connections_closed
 
 log = logging.getLogger("hello")
@@ -150,11 +151,13 @@ async def _serve(worker: Worker) -> None:
         ports = [settings.https_port]  # behind a port mapping: where clients reach it
     config.alt_svc_headers = [f'h3=":{port}"; ma=86400' for port in ports]
     serving = asyncio.ensure_future(
-        worker_serve(
+        serve_sockets(
             wrap_app(cast(ASGIFramework, worker.app), config.wsgi_max_body_size, "asgi"),
             config,
-            sockets=worker.sockets,
-            shutdown_trigger=stop.wait,
+            settings,
+            choose_engines(settings.http2_engine),
+            worker.sockets,
+            stop.wait,
         )
     )
     stopping = asyncio.ensure_future(stop.wait())
@@ -164,7 +167,7 @@ async def _serve(worker: Worker) -> None:
         if task is not None:
             task.cancel()
     try:
-        # Hypercorn bounds the drain by graceful_timeout; this bounds Hypercorn.
+        # serve() bounds the drain by graceful_timeout; this bounds serve().
         await asyncio.wait_for(serving, settings.graceful_timeout + KILL_MARGIN)
     except TimeoutError:
         log.warning("connections still open %.0f s after shutdown began; closing", KILL_MARGIN)
@@ -176,7 +179,7 @@ async def _serve(worker: Worker) -> None:
 
 
 async def stop_accepting(sockets: Sockets) -> None:
-    """Stop accepting connections before Hypercorn closes the listeners; on asyncio's loop,
+    """Stop accepting connections before serve() closes the listeners; on asyncio's loop,
     let those already accepted reach their server first.
 
     asyncio accepts a connection in one turn of the loop and hands it to its Server in a

@@ -1,18 +1,20 @@
-"""The TCP server: hostile clients (slow request bodies), the idle timer, keep-alive at shutdown.
+"""A TCP connection: its protocol, reads and writes; hostile clients (slow request bodies), the
+idle timer, keep-alive at shutdown.
 
-Hypercorn reads each connection in ``TCPServer._read_data``; this subclass reads the same way
-(HTTP/1.1 directly in ``data_received``: see reading.py) and counts the bytes and the time
-spent waiting for them. While the client owes request body bytes (HTTP/1.1 in its body, or
-an HTTP/2 stream whose request is still open) a watchdog looks every second at how many
-arrived per second of waiting; after a grace period, a rate below the minimum closes the
-connection. A client trickling a few bytes every few seconds would otherwise hold the
-connection and its buffers for as long as it likes. Time the server itself spends not
+Each accepted connection (server/serve.py) is a ``Connection``: it picks the protocol
+(choice.py), hands the reading to it where the protocol reads in ``data_received`` (h1.py,
+http2.py: see reading.py) or else reads 64 KiB at a time and hands each chunk over, and counts
+the bytes and the time spent waiting for them. While the client owes request body bytes
+(HTTP/1.1 in its body, or an HTTP/2 stream whose request is still open) a watchdog looks every
+second at how many arrived per second of waiting; after a grace period, a rate below the
+minimum closes the connection. A client trickling a few bytes every few seconds would otherwise
+hold the connection and its buffers for as long as it likes. Time the server itself spends not
 reading (the app has not taken the previous chunk yet) is not counted against the client.
 Kestrel's MinRequestBodyDataRate (240 bytes/s after 5 s) is the model.
 
-The request head is bounded elsewhere: Hypercorn closes a connection that has not sent a
-complete head within its keep-alive timeout, which hello sets to ``--header-timeout``, as it
-does the TLS handshake timeout.
+The first request head is bounded by the idle timer: a connection that has not sent one
+within ``--header-timeout`` is closed, as is a TLS handshake that takes longer. Later heads
+are bounded by each protocol's own keep-alive timer.
 """
 
 from __future__ import annotations
@@ -27,18 +29,22 @@ from typing import Any
 import h11
 from h2.stream import StreamState
 from hypercorn.asyncio.task_group import TaskGroup
-from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
-from hypercorn.asyncio.worker_context import AsyncioSingleTask
-from hypercorn.events import Closed, Event, RawData
+from hypercorn.asyncio.worker_context import AsyncioSingleTask, WorkerContext
+from hypercorn.config import Config
+from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
 from hypercorn.typing import TaskGroup as AnyTaskGroup
+from hypercorn.utils import parse_socket_addr
 
 from hello.config import Settings
 from hello.tls.handshakes import HANDSHAKING
+from hello.wire.choice import Engines, Protocols
 
 log = logging.getLogger("hello")
 
+MAX_RECV = 64 * 1024  # bytes read at a time where the protocol does not read for itself
 CHECK_EVERY = 1.0  # seconds between looks at a connection that owes body bytes
 # At shutdown (HTTP/1.1), and after hello's GOAWAY (HTTP/2), seconds an idle connection stays
 # open for a request the client sent before it knew: answered with Connection: close on
@@ -58,19 +64,19 @@ _REMOTE_OPEN = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 class IdleTimer(AsyncioSingleTask):
     """A connection's idle timer, restarted and stopped without waiting on the loop.
 
-    Hypercorn stops it as each request arrives and restarts it as a connection goes idle,
-    under a lock, waiting each time for the cancelled timer task to end. An HTTP/2 client's
-    batch of requests is handled one after another in one task; when each response ends
-    before the next request is handled (the connection idle in between), every request of
-    the batch waited on the lock behind the app tasks' restarts, a turn of a busy loop each:
-    in an h2load run on the Quart page, 1 to 2 % of requests waited 0.3 to 1.1 s. A cancelled
-    timer task runs no more of its code (the step it starts or resumes at raises
+    The protocols stop it as each request arrives and restart it as a connection goes idle.
+    Hypercorn's timer did so under a lock, waiting each time for the cancelled task to end. An
+    HTTP/2 client's batch of requests is handled one after another in one task; when each
+    response ends before the next request is handled (the connection idle in between), every
+    request of the batch waited on the lock behind the app tasks' restarts, a turn of a busy
+    loop each: in an h2load run on the Quart page, 1 to 2 % of requests waited 0.3 to 1.1 s. A
+    cancelled timer task runs no more of its code (the step it starts or resumes at raises
     CancelledError), so there is nothing to wait for."""
 
     _timer: asyncio.Task[None] | None = None
 
     async def restart(self, task_group: AnyTaskGroup, action: Callable[..., Any]) -> None:
-        assert isinstance(task_group, TaskGroup)  # the asyncio worker's, as TCPServer's is
+        assert isinstance(task_group, TaskGroup)  # the connection's own
         await self.stop()
         self._timer = task_group._task_group.create_task(action())
 
@@ -80,7 +86,7 @@ class IdleTimer(AsyncioSingleTask):
             self._timer = None
 
 
-OPEN: set[GuardedTCPServer] = set()  # this process's connections, until each one ends
+OPEN: set[Connection] = set()  # this process's connections, until each one ends
 # At shutdown, how long no connection (nor TLS handshake) must have been under way before the
 # process may exit: a connection accepted just before the listener closed is neither for a
 # moment, until its handshake begins (TLS) or its task starts.
@@ -91,8 +97,8 @@ async def connections_closed(deadline: float, interval: float = 0.02) -> None:
     """Return once no connection of this process has been open, and no TLS handshake under
     way (tls/handshakes.py), for HANDSHAKE_GRACE seconds, or at ``deadline`` (loop time).
 
-    Hypercorn's worker_serve waits at shutdown for the connection tasks it had when it
-    stopped accepting, a snapshot. A TLS connection accepted just before, whose handshake
+    The worker loop (server/serve.py) waits at shutdown for the connection tasks it had
+    when it stopped accepting, a snapshot. A TLS connection accepted just before, whose handshake
     ends after, gets its task later: outside the snapshot, it was cut off with its request
     unanswered when the process exited. Under wrk, 8 reloads over TLS lost 1 to 5 requests
     in about 2 runs of 5; waiting for open connections alone left 1 run of 12 with a loss;
@@ -119,61 +125,138 @@ async def connections_closed(deadline: float, interval: float = 0.02) -> None:
         await asyncio.sleep(interval)
 
 
-class GuardedTCPServer(TCPServer):
+class Connection:
+    """One TCP connection (TLS or not) from its first byte to its close: the protocol chosen
+    for it (choice.py), its reads, its writes, its idle timer, and the watch on slow bodies."""
+
     _received = 0  # bytes read from the client so far
     _waited = 0.0  # seconds spent waiting for them, in finished reads
     _reading_since: float | None = None  # when the read under way began
     _watchdog: asyncio.Future[None] | None = None
-    _settings: Settings | None = None
-    _minimum = 0  # bytes/s a request body must keep up, 0 for no minimum
     _first: object = None  # the connection's first protocol, which may hand it over
+    _task_group: TaskGroup | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        app: AppWrapper,
+        config: Config,
+        settings: Settings,
+        engines: Engines,
+        context: WorkerContext,
+        state: LifespanState,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.settings = settings
+        self.engines = engines
+        self.context = context
+        self.state = state
+        self.reader = reader
+        self.writer = writer
+        self.loop = asyncio.get_running_loop()
+        self.send_lock = asyncio.Lock()
         self.idle_task = IdleTimer()
+        self.protocol: Protocols | None = None
+        self._minimum = settings.min_body_rate  # bytes/s a request body must keep up, or 0
 
     async def run(self) -> None:
         OPEN.add(self)
         try:
-            await super().run()
+            await self._serve()
         finally:
             OPEN.discard(self)
             self._release()
 
+    async def _serve(self) -> None:
+        sock = self.writer.get_extra_info("socket")
+        try:
+            client = parse_socket_addr(sock.family, sock.getpeername())
+            server = parse_socket_addr(sock.family, sock.getsockname())
+            ssl_object = self.writer.get_extra_info("ssl_object")
+            alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+            async with TaskGroup(self.loop) as task_group:
+                self._task_group = task_group
+                self.protocol = Protocols(
+                    self.engines,
+                    self.app,
+                    self.config,
+                    self.context,
+                    task_group,
+                    ConnectionState(self.state),
+                    ssl_object is not None,
+                    client,
+                    server,
+                    self.protocol_send,
+                    alpn or "http/1.1",
+                )
+                await self.protocol.initiate()
+                await self.idle_task.restart(task_group, self._idle_timeout)
+                await self._read_data()
+        except OSError:
+            pass
+        finally:
+            await self._close()
+
     def _release(self) -> None:
-        """Break the reference cycles of a connection that has ended: this server and
-        Hypercorn's ProtocolWrapper refer to each other, and so do hello's protocols and
-        their parser or frame gate. Left to the garbage collector, a connection's memory
-        (its engine's state, its buffers) came back only at the next full collection, under
-        the soak's HTTP/2 load every two minutes or so: RSS grew by about 20 MB between them,
-        and that collection paused the worker for about 100 ms. Released here, it comes back
-        as the connection ends."""
-        wrapper = self.__dict__.pop("protocol", None)
-        self.__dict__.pop("_task_group", None)
+        """Break the reference cycles of a connection that has ended: this connection and
+        its protocols refer to each other (``protocol_send``), and so do hello's protocols
+        and their parser or frame gate. Left to the garbage collector, a connection's memory
+        (its engine's state, its buffers) came back only at the next full collection, which
+        hello's tuning makes rare (server/worker.py); released here, it comes back as the
+        connection ends."""
+        wrapper, self.protocol = self.protocol, None
+        self._task_group = None
         first, self._first = self._first, None
-        last = getattr(wrapper, "protocol", None)
+        last = wrapper.protocol if wrapper is not None else None
         for protocol in (first,) if last is first else (first, last):
-            release = getattr(protocol, "release", None)  # hello's protocols (h1, http2)
+            release = getattr(protocol, "release", None)  # hello's protocols (h1, http2, h2)
             if release is not None:
                 release()
 
-    async def _close(self) -> None:
-        """Hypercorn's close, without the traceback it logs when a TLS client never answers
-        the server's close_notify: asyncio gives up after its SSL shutdown timeout (30 s)
-        and raises TimeoutError, which Hypercorn does not catch. Slowloris clients do that."""
-        try:
-            await super()._close()
-        except (TimeoutError, SSLError, OSError):
-            pass
-
     async def protocol_send(self, event: Event) -> None:
-        if isinstance(event, RawData) and self.writer.transport.is_closing():
-            return  # the client is gone: asyncio would log each write past the fifth
-        await super().protocol_send(event)
+        if isinstance(event, RawData):
+            if self.writer.transport.is_closing():
+                return  # the client is gone: asyncio would log each write past the fifth
+            async with self.send_lock:
+                try:
+                    self.writer.write(event.data)
+                    await self.writer.drain()
+                except (ConnectionError, RuntimeError):
+                    if self.protocol is not None:
+                        await self.protocol.handle(Closed())
+        elif isinstance(event, Closed):
+            await self._close()
+        elif isinstance(event, Updated) and self._task_group is not None:
+            if event.idle:
+                await self.idle_task.restart(self._task_group, self._idle_timeout)
+            else:
+                await self.idle_task.stop()
+
+    async def _close(self) -> None:
+        """Close the connection, without the traceback a TLS client that never answers the
+        server's close_notify would cause: asyncio gives up after its SSL shutdown timeout
+        (30 s) and raises TimeoutError. Slowloris clients do that."""
+        try:
+            self.writer.write_eof()
+        except (NotImplementedError, OSError, RuntimeError):
+            pass  # TLS: no half-close
+        try:
+            self.writer.close()
+            await self.writer.wait_closed()
+        except (TimeoutError, SSLError, OSError, RuntimeError, asyncio.CancelledError):
+            pass  # already closed, or the client never answered
+        finally:
+            await self.idle_task.stop()
+
+    async def _initiate_server_close(self) -> None:
+        if self.protocol is not None:
+            await self.protocol.handle(Closed())
+        self.writer.close()
 
     async def _read_data(self) -> None:
-        self._settings = settings = getattr(self.config, "settings", None)
-        self._minimum = settings.min_body_rate if settings is not None else 0
+        assert self.protocol is not None
         timeout = self.config.read_timeout
         self._first = self.protocol.protocol
         read_directly = getattr(self._first, "read_directly", None)  # h1, http2
@@ -205,8 +288,7 @@ class GuardedTCPServer(TCPServer):
         if not self._minimum or self._watchdog is not None or awaiting_body is False:
             return
         if awaiting_body or self._awaiting_body():
-            assert self._settings is not None
-            self._watchdog = asyncio.ensure_future(self._watch_body(self._minimum, self._settings))
+            self._watchdog = asyncio.ensure_future(self._watch_body(self._minimum, self.settings))
 
     def waiting(self) -> None:
         if self._reading_since is None:
@@ -237,7 +319,7 @@ class GuardedTCPServer(TCPServer):
             self._watchdog = None
 
     async def _idle_timeout(self) -> None:
-        """Close an idle connection after the header timeout, as Hypercorn does; but when the
+        """Close an idle connection after the header timeout; but when the
         worker begins to shut down, give a busy client a moment to send its next request
         (answered with Connection: close) before closing, instead of closing under it."""
         terminated = self.context.terminated.wait()
@@ -246,7 +328,8 @@ class GuardedTCPServer(TCPServer):
         except TimeoutError:
             pass
         else:
-            going_away = getattr(self.protocol.protocol, "shutting_down", None)  # h2.H2Protocol
+            protocol = self.protocol.protocol if self.protocol is not None else None
+            going_away = getattr(protocol, "shutting_down", None)  # http2.H2Protocol
             if going_away is not None:
                 await going_away()  # HTTP/2: GOAWAY at once, so no new stream is lost
             # Close only once nothing arrived for DRAIN_IDLE and no request is under way:
@@ -260,7 +343,7 @@ class GuardedTCPServer(TCPServer):
 
     def _busy(self) -> bool:
         """Whether a request is under way (or has begun to arrive) on this connection."""
-        if self.reader.at_eof():
+        if self.reader.at_eof() or self.protocol is None:
             return False
         protocol = self.protocol.protocol
         busy = getattr(protocol, "busy", None)  # h1.H1Protocol says it
@@ -269,7 +352,7 @@ class GuardedTCPServer(TCPServer):
         if isinstance(protocol, H11Protocol):
             connection = protocol.connection
             if not isinstance(connection, h11.Connection):
-                return True  # a WebSocket: Hypercorn's own shutdown handles it
+                return True  # a WebSocket: its own stream handles the shutdown
             return (
                 connection.their_state is h11.SEND_BODY
                 or connection.our_state in (h11.SEND_RESPONSE, h11.SEND_BODY)
@@ -279,6 +362,8 @@ class GuardedTCPServer(TCPServer):
 
     def _awaiting_body(self) -> bool:
         """Whether the client owes this connection request body bytes right now."""
+        if self.protocol is None:
+            return False
         protocol = self.protocol.protocol
         awaiting = getattr(protocol, "awaiting_body", None)  # h1.H1Protocol says it
         if isinstance(awaiting, bool):

@@ -1,0 +1,140 @@
+"""Which protocol serves a connection, and the engines behind each, chosen once per process.
+
+A TLS connection that negotiated ``h2`` (ALPN) is HTTP/2 from its first byte; every other one
+starts as HTTP/1.1 and may turn into HTTP/2 on its first request: an h2c Upgrade, or the
+prior-knowledge preface, each seen by h11 (h1.py hands such a connection to it) and raised
+as Hypercorn's H2CProtocolRequiredError or H2ProtocolAssumedError, with the bytes read so
+far. ``Protocols`` catches them and goes on with the HTTP/2 engine.
+
+The engines: HTTP/1.1 on httptools (h1.py), handing upgrades to h11 (h11.py), or h11 alone
+where httptools cannot be imported; HTTP/2 on ngh2 (http2.py), or h2 (h2.py) where ngh2 cannot
+be imported or ``--http2-engine h2`` says so.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hypercorn.config import Config
+from hypercorn.events import Event, RawData
+from hypercorn.protocol.h11 import H2CProtocolRequiredError, H2ProtocolAssumedError
+from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
+
+from hello.errors import ConfigError
+
+Build = Callable[..., Any]  # (app, config, context, task_group, state, ssl, client, server, send)
+
+
+@dataclass(frozen=True)
+class Engines:
+    """The protocol classes of this process: one for HTTP/1.1, one for HTTP/2."""
+
+    http1: Build
+    http2: Build
+
+    @property
+    def http2_name(self) -> str:
+        return "ngh2" if getattr(self.http2, "__module__", "") == "hello.wire.http2" else "h2"
+
+
+def choose_engines(http2_engine: str = "auto") -> Engines:
+    """The engines for ``--http2-engine`` (ngh2, h2, or auto: ngh2 where it imports); a
+    ConfigError for ngh2 where it cannot be imported."""
+    from hello.wire import h2, h11
+
+    http2: Build = http2_protocol(http2_engine) or h2.H2Protocol
+    try:
+        from hello.wire.h1 import H1Protocol
+    except ImportError:
+        return Engines(h11.H11Protocol, http2)
+
+    def http1(*args: Any) -> Any:
+        return H1Protocol(*args, fallback=lambda: h11.H11Protocol(*args))
+
+    return Engines(http1, http2)
+
+
+def http2_protocol(engine: str) -> type | None:
+    """hello's HTTP/2 protocol on ngh2 for ``engine``, or None for the one on h2 (h2, or auto
+    where ngh2 cannot be imported); ConfigError for ngh2 where it is missing."""
+    if engine == "h2":
+        return None
+    try:
+        from hello.wire.http2 import H2Protocol
+    except ImportError as error:
+        if engine == "ngh2":
+            raise ConfigError(f"--http2-engine ngh2: {error}; install ngh2 or choose h2") from None
+        return None
+    return H2Protocol
+
+
+def engines() -> list[tuple[str, str, str | None]]:
+    """(protocol, library, its version) for the engine serving each protocol by default; the
+    version None for HTTP/3 when aioquic is not installed."""
+    rows: list[tuple[str, str, str | None]] = []
+    for role, choices in (
+        ("HTTP/1.1", ("httptools", "h11")),
+        ("HTTP/2", ("ngh2", "h2")),
+        ("HTTP/3", ("aioquic",)),
+    ):
+        for library in choices:
+            try:
+                rows.append((role, library, importlib.metadata.version(library)))
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        else:
+            rows.append((role, choices[-1], None))
+    return rows
+
+
+class Protocols:
+    """A connection's protocol: HTTP/1.1 or HTTP/2 as ALPN says, HTTP/2 after an h2c Upgrade
+    or preface. ``protocol`` is the one serving now."""
+
+    def __init__(
+        self,
+        engines: Engines,
+        app: AppWrapper,
+        config: Config,
+        context: WorkerContext,
+        task_group: TaskGroup,
+        state: ConnectionState,
+        ssl: bool,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        send: Callable[[Event], Awaitable[None]],
+        alpn_protocol: str | None,
+    ) -> None:
+        self.engines = engines
+        self.args = (app, config, context, task_group, state, ssl, client, server, send)
+        build = engines.http2 if alpn_protocol == "h2" else engines.http1
+        self.protocol: Any = build(*self.args)
+
+    async def initiate(self) -> None:
+        await self.protocol.initiate()
+
+    async def handle(self, event: Event) -> None:
+        try:
+            await self.protocol.handle(event)
+        except H2ProtocolAssumedError as error:  # the prior-knowledge preface
+            await self._to_http2(error.data)
+        except H2CProtocolRequiredError as error:  # Upgrade: h2c; the request is stream 1
+            await self._to_http2(error.data, error.headers, error.settings)
+
+    async def _to_http2(
+        self,
+        data: bytes,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        settings: bytes | None = None,
+    ) -> None:
+        self.protocol = self.engines.http2(*self.args)
+        if headers is None:
+            await self.protocol.initiate()
+        else:
+            await self.protocol.initiate(headers, settings)
+        if data:
+            await self.protocol.handle(RawData(data=data))
