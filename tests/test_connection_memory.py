@@ -25,7 +25,6 @@ import pytest
 from hypercorn.typing import ASGIFramework
 from hypercorn.utils import wrap_app
 
-from hello import wire
 from hello.asgi_types import Receive, Scope, Send
 from hello.config.load import load
 from hello.server.hypercorn_config import HypercornConfig
@@ -82,7 +81,6 @@ class InProcess:
 @contextmanager
 def serving(certs: Certs, tls: bool, engine: str = "auto") -> Iterator[InProcess]:
     """hello's worker loop on HTTP/2 ``engine``, in this process, with the collector off."""
-    wire.install()
     flags: dict[str, Any] = {"bind": "127.0.0.1:0"}
     if tls:
         flags |= {"certfile": str(certs.certfile), "keyfile": str(certs.keyfile)}
@@ -217,3 +215,52 @@ def test_an_ended_connection_is_freed_without_the_garbage_collector(
         poll(lambda: server.watch_open() == 0, "the server sees every connection end", 10)
         poll(lambda: not server.alive(), "the ended connections' objects are freed", 10)
         assert not gc.isenabled()
+
+
+def _globals() -> dict[str, int]:
+    """The identity of every global of the packages hello's wire once changed (Hypercorn's
+    protocols and servers, h2's header checks, asyncio's TLS protocol)."""
+    import asyncio.sslproto
+
+    import h2.utilities
+    import hypercorn.asyncio.run
+    import hypercorn.protocol
+
+    owners: dict[str, Any] = {
+        "hypercorn.protocol": hypercorn.protocol,
+        "hypercorn.asyncio.run": hypercorn.asyncio.run,
+        "h2.utilities": h2.utilities,
+        "asyncio.sslproto.SSLProtocol": asyncio.sslproto.SSLProtocol,
+    }
+    return {
+        f"{where}.{name}": id(value)
+        for where, owner in owners.items()
+        for name, value in vars(owner).items()
+    }
+
+
+def test_serving_changes_no_other_package_and_tls_reads_into_a_small_buffer(
+    certs: Certs,
+) -> None:
+    """hello's worker loop serves HTTP/1.1, HTTP/2 and TLS with every global of Hypercorn,
+    h2 and asyncio as those packages left them; each TLS connection on asyncio's loop reads
+    into a buffer of TLS_READ_BUFFER, not asyncio's 256 KiB."""
+    from hello.server.serve import TLS_READ_BUFFER, TLSProtocol
+
+    before = _globals()
+    with serving(certs, tls=True) as server:
+        with connect(server, certs, "h2") as h2_sock, connect(server, certs, "http/1.1") as h1:
+            http2(h2_sock)
+            http1(h1)
+
+            async def buffers() -> list[int]:
+                # asyncio's TLS transport keeps its protocol in _ssl_protocol (no public name)
+                return [
+                    len(connection.writer.transport._ssl_protocol._ssl_buffer)  # type: ignore[attr-defined]
+                    for connection in tcp.OPEN
+                    if isinstance(connection.writer.transport._ssl_protocol, TLSProtocol)  # type: ignore[attr-defined]
+                ]
+
+            sizes = asyncio.run_coroutine_threadsafe(buffers(), server.loop).result(5)
+    assert sizes == [TLS_READ_BUFFER] * 2
+    assert _globals() == before

@@ -11,7 +11,6 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import h2.connection
 import h2.errors
@@ -20,13 +19,12 @@ import h2.settings
 import h2.utilities
 import httpx
 import pytest
-from h2.exceptions import ProtocolError
 from hpack import Decoder, HeaderTuple, NeverIndexedHeaderTuple
 from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.protocol.h2 import BUFFER_HIGH_WATER, BUFFER_LOW_WATER
 
-from hello.wire.h2 import WRITE_HIGH_WATER
-from hello.wire.h2_headers import UnindexedEncoder, reject_illegal_characters
+from hello.wire.h2_headers import UnindexedEncoder
+from hello.wire.policy import WRITE_HIGH_WATER
 from hello.wire.tcp import IdleTimer
 from tests.conftest import Certs, clean_environ
 from tests.h2client import H2Client, websocket_over_http2
@@ -85,33 +83,6 @@ def test_responses_over_http2_decode_and_h2_uses_no_dynamic_table(
 
 
 MOUNTED = Path(__file__).parent / "mounted"
-H2_CHECK = h2.utilities._reject_illegal_characters  # h2's own, as this process has not installed
-
-
-def outcome(check: Any, name: bytes, value: bytes) -> str:
-    flags = h2.utilities.HeaderValidationFlags(False, False, False, False)
-    try:
-        passed = list(check([(name, value)], flags))
-    except ProtocolError as error:
-        return f"error: {error}"
-    return f"passed: {passed}"
-
-
-def test_illegal_characters_are_found_as_h2_finds_them() -> None:
-    assert H2_CHECK is not reject_illegal_characters
-    cases = [(b":path", b"/"), (b"a:b", b"v"), (b"x", b""), (b"", b"v")]
-    for byte in (bytes([b]) for b in range(256)):
-        cases += [(byte + b"x", b"v"), (b"x" + byte, b"v"), (b":" + byte, b"v")]
-        cases += [
-            (b"x", byte),
-            (b"x", b"a" + byte + b"a"),
-            (b"x", b"a" + byte),
-            (b"x", byte + b"a"),
-        ]
-    for name, value in cases:
-        expected = outcome(H2_CHECK, name, value)
-        assert outcome(reject_illegal_characters, name, value) == expected, (name, value)
-    assert sum(outcome(H2_CHECK, *case).startswith("error") for case in cases) > 500
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,9 @@
 """The wire against misbehaving apps and hostile requests, on real servers: response heads and
 Content-Lengths checked on every path (HTTP/1.1, HTTP/2, the WSGI bridge), RFC 9112's request
-rules, HTTP/2 after an early answer, an invalid h2c preface, and install() itself."""
+rules, HTTP/2 after an early answer, an invalid h2c preface, and the choice of engines."""
 
 from __future__ import annotations
 
-import asyncio.sslproto
 import re
 import socket
 import subprocess
@@ -16,17 +15,10 @@ import h2.errors
 import h2.events
 import h2.utilities
 import hpack
-import hypercorn.asyncio.run
-import hypercorn.asyncio.tcp_server
-import hypercorn.asyncio.udp_server
-import hypercorn.protocol
-import hypercorn.protocol.h2
-import hypercorn.protocol.h11
 import pytest
 
-from hello import wire
 from hello.wire import h2 as h2_engine
-from hello.wire import h2_headers, http2
+from hello.wire import http2
 from hello.wire.choice import choose_engines
 from tests.conftest import Certs, clean_environ
 from tests.h2client import H2Client, host_port
@@ -41,19 +33,6 @@ MOUNTS = [
     "--mount",
     "/w=wsgi:misbehaving:wsgi_app",
 ]
-
-
-def test_install_changes_only_h2s_header_check_and_asyncios_tls_buffer() -> None:
-    changed = wire.install()
-    assert changed == ["h2 header checks", "TLS read buffer"]
-    assert wire.install() == changed == wire.installed()  # a second call changes nothing
-    assert h2.utilities._reject_illegal_characters is h2_headers.reject_illegal_characters
-    assert asyncio.sslproto.SSLProtocol.max_size == wire.TLS_READ_BUFFER
-    # Hypercorn's protocols and servers stay its own: hello builds its own (server/serve.py).
-    assert hypercorn.protocol.H2Protocol is hypercorn.protocol.h2.H2Protocol  # type: ignore[attr-defined]
-    assert hypercorn.protocol.H11Protocol is hypercorn.protocol.h11.H11Protocol  # type: ignore[attr-defined]
-    assert hypercorn.asyncio.run.TCPServer is hypercorn.asyncio.tcp_server.TCPServer  # type: ignore[attr-defined]
-    assert hypercorn.asyncio.run.UDPServer is hypercorn.asyncio.udp_server.UDPServer  # type: ignore[attr-defined]
 
 
 def test_the_engines_follow_http2_engine_and_what_imports() -> None:
@@ -77,11 +56,6 @@ def test_the_engines_follow_http2_engine_and_what_imports() -> None:
     lines = done.stdout.splitlines()
     assert lines[0].startswith("refused: --http2-engine ngh2: ") and "choose h2" in lines[0]
     assert lines[1] == "engines: hello.wire.h11 h2"
-
-
-def test_install_refuses_a_name_h2_no_longer_reads() -> None:
-    assert "_reject_illegal_characters" in wire._names(h2.utilities.validate_headers)
-    assert "_reject_illegal_characters" not in wire._names(h2.utilities.extract_method_header)
 
 
 @pytest.fixture(scope="module")

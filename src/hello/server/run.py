@@ -21,7 +21,6 @@ from socket import AF_UNIX
 
 from hypercorn.config import Sockets
 
-from hello import wire
 from hello.asgi_types import ASGIApp
 from hello.config import Settings
 from hello.errors import ConfigError, StartupError
@@ -48,7 +47,6 @@ def run(settings: Settings, reread: Callable[[], Settings] | None = None) -> Non
     ``--reload`` this process only watches files: the app is built in the child that serves."""
     settings = _checked(settings)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload, once serving; never an exit
-    wire.install()
     metrics = _metrics(settings)
     board = Board()  # the serving processes' readiness, for the operations listener
     if settings.reload:

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+from asyncio.selector_events import BaseSelectorEventLoop
+from asyncio.sslproto import SSLProtocol
 from collections.abc import Awaitable, Callable
 from socket import socket
 
@@ -27,6 +30,17 @@ from hello.wire.choice import Engines
 from hello.wire.tcp import Connection
 
 log = logging.getLogger("hello")
+
+# asyncio gives each TLS connection a 256 KiB read buffer, allocated whole as it is accepted
+# (400 idle clients held 100 MB); two TLS records' worth is enough.
+TLS_READ_BUFFER = 32 * 1024
+Accepted = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class TLSProtocol(SSLProtocol):
+    """asyncio's TLS protocol with a read buffer of TLS_READ_BUFFER."""
+
+    max_size = TLS_READ_BUFFER
 
 
 async def serve(
@@ -60,15 +74,8 @@ async def serve(
     servers: list[asyncio.Server] = []
     tls = config.create_ssl_context() if sockets.secure_sockets else None
     for sock in sockets.secure_sockets:
-        servers.append(
-            await asyncio.start_server(
-                accepted,
-                backlog=config.backlog,
-                ssl=tls,
-                sock=sock,
-                ssl_handshake_timeout=config.ssl_handshake_timeout,
-            )
-        )
+        assert tls is not None
+        servers.append(await _tls_server(accepted, tls, sock, config))
         await _running(config, "https", sock)
     for sock in sockets.insecure_sockets:
         servers.append(await asyncio.start_server(accepted, backlog=config.backlog, sock=sock))
@@ -87,6 +94,44 @@ async def serve(
         await lifespan.wait_for_shutdown()
         lifespan_task.cancel()
         await asyncio.gather(lifespan_task, return_exceptions=True)
+
+
+async def _tls_server(
+    accepted: Accepted, context: ssl.SSLContext, sock: socket, config: HypercornConfig
+) -> asyncio.Server:
+    """A TLS listener. On asyncio's own loop each connection's TLS is a TLSProtocol, made
+    here as the loop itself would make its SSLProtocol for ``start_server(ssl=...)``, with
+    the smaller buffer; uvloop has TLS of its own."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, BaseSelectorEventLoop):
+        return await asyncio.start_server(
+            accepted,
+            backlog=config.backlog,
+            ssl=context,
+            sock=sock,
+            ssl_handshake_timeout=config.ssl_handshake_timeout,
+        )
+
+    def tls_protocol() -> TLSProtocol:
+        stream = asyncio.StreamReaderProtocol(asyncio.StreamReader(), accepted)
+        handshake: asyncio.Future[None] = loop.create_future()  # the loop awaits its own;
+        handshake.add_done_callback(_seen)  # a failed one is the client's, and not logged
+        return TLSProtocol(
+            loop,
+            stream,
+            context,
+            handshake,
+            server_side=True,
+            # seconds, a float (typeshed says int)
+            ssl_handshake_timeout=config.ssl_handshake_timeout,  # type: ignore[arg-type]
+        )
+
+    return await loop.create_server(tls_protocol, sock=sock, backlog=config.backlog)
+
+
+def _seen(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _drain(

@@ -35,23 +35,18 @@ from hello.heads import ResponseError
 from hello.stack.hsts import Hsts
 from hello.wire.h1_cycle import REASONS, Cycle
 from hello.wire.h1_rules import H2_PROTOCOL_ERROR, Refused, check_request, not_http1
+from hello.wire.policy import (
+    BODY_HIGH_WATER,
+    DRAIN_IDLE,
+    IDLE_CHECK,
+    PIPELINE_LIMIT,
+    TLS_HIGH_WATER,
+    WRITE_HIGH_WATER,
+)
 from hello.wire.reading import Meter, Reading
-from hello.wire.tcp import DRAIN_IDLE
 
 log = logging.getLogger("hello")
 
-HIGH_WATER = 64 * 1024  # buffered request body bytes at which reading the connection pauses
-WRITE_HIGH_WATER = 64 * 1024  # bytes queued on a plain transport before a write waits
-# Over TLS, what a client has not taken is held twice: the plaintext the app wrote, and its
-# records in the TLS transport, which takes 512 KiB by default before it pauses. So the TLS
-# transport pauses past TLS_HIGH_WATER, and a larger write goes to it in pieces of that size,
-# each once the last was taken. With 16 KiB file chunks read in the event loop (files/), 200
-# TLS clients reading nothing of a 4 MiB file went from 376 KiB to 172 KiB each (scripts/
-# hostile), and 1 MiB and 4 MiB files came 1.19x and 1.18x as fast (wrk -t2 -c8 over TLS, 3
-# rounds each, medians).
-TLS_HIGH_WATER = 16 * 1024
-PIPELINE_LIMIT = 16  # parsed requests waiting on one connection before reading pauses
-IDLE_CHECK = 0.5  # seconds between looks at an idle keep-alive connection
 Fallback = Callable[[], Any]  # builds Hypercorn's h11 protocol for this connection
 
 
@@ -149,7 +144,7 @@ class H1Protocol:
             self._disconnected()
 
     def release(self) -> None:
-        """The connection has ended (tcp.GuardedTCPServer._release): break the cycle with
+        """The connection has ended (tcp.Connection._release): break the cycle with
         the parser, which holds this protocol's callbacks, and the reader (nothing feeds
         them once the connection is closed). Called once."""
         del self.parser
@@ -237,7 +232,7 @@ class H1Protocol:
             return False
         parsing = self.parsing
         return len(self.queue) >= PIPELINE_LIMIT or (
-            parsing is not None and parsing.buffered > HIGH_WATER and not parsing.complete
+            parsing is not None and parsing.buffered > BODY_HIGH_WATER and not parsing.complete
         )
 
     def unblocked(self) -> None:

@@ -38,8 +38,8 @@ from hello.heads import (
     check_status,
     content_length,
 )
+from hello.wire.policy import NO_BODY_STATUSES
 
-NO_BODY_STATUSES = frozenset({204, 304}) | frozenset(range(100, 200))
 REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 

@@ -40,7 +40,7 @@ import h2.exceptions
 import h2.settings
 import priority.priority
 from h2.connection import ConnectionState
-from hypercorn.events import Closed, Event
+from hypercorn.events import Closed, Event, Updated
 from hypercorn.protocol.events import (
     Body,
     Data,
@@ -64,21 +64,20 @@ from hyperframe.frame import GoAwayFrame
 from hello.files.reading import read_at
 from hello.heads import CONNECTION_SPECIFIC, ResponseError, check_head, check_length
 from hello.wire.h2_headers import UnindexedEncoder
-from hello.wire.tcp import RETIRE_BY
+from hello.wire.policy import (
+    CONNECTION_WINDOW,
+    NO_BODY_STATUSES,
+    RETIRE_BY,
+    STREAM_WINDOW,
+    WRITE_HIGH_WATER,
+)
 
 log = logging.getLogger("hello")
 
 END_STREAM_WAIT = 1.0  # seconds a closing connection waits for its last END_STREAM
 DEFAULT_WINDOW = 65535
-STREAM_WINDOW = 1024 * 1024  # each request body's HTTP/2 flow-control window
-CONNECTION_WINDOW = 4 * 1024 * 1024  # all of a connection's request bodies together
 RESET_LIMIT = 200  # streams a client may reset within RESET_WINDOW
 RESET_WINDOW = 10.0
-# Bytes due before they are written at once, and queued on the transport before a sender
-# calls drain(), which waits once the transport pauses writing: past 64 KiB over plain TCP,
-# past 512 KiB over TLS (asyncio's and uvloop's TLS transports hold that much themselves).
-WRITE_HIGH_WATER = 64 * 1024
-NO_BODY = frozenset({204, 304})
 HeadsEvent = Response | InformationalResponse | Trailers
 
 
@@ -114,7 +113,7 @@ class H2Protocol(_HypercornH2Protocol):
         self.connection.local_settings = h2.settings.Settings(client=False, initial_values=values)
 
     def release(self) -> None:
-        """The connection has ended (tcp.GuardedTCPServer._release): break the cycles this
+        """The connection has ended (tcp.Connection._release): break the cycles this
         protocol and h2's connection each make with their own bound methods (``send`` here,
         h2's frame dispatch table there)."""
         self.send = self._send_event
@@ -190,7 +189,11 @@ class H2Protocol(_HypercornH2Protocol):
             await self._flush()
             await self.send(Closed())
             return
-        if self._going_away and any(isinstance(e, h2.events.RequestReceived) for e in events):
+        opened = any(isinstance(e, h2.events.RequestReceived) for e in events)
+        if opened and not self._going_away and self.context.terminated.is_set():
+            await self._take_before_goaway(events)
+            return
+        if self._going_away and opened:
             # Streams the client opened before it saw the GOAWAY: refused, so it may send
             # them again on a new connection (Hypercorn reset them with NO_ERROR).
             for event in events:
@@ -215,6 +218,24 @@ class H2Protocol(_HypercornH2Protocol):
                 )
                 continue
             await super()._handle_events([event])
+
+    async def _take_before_goaway(self, events: list[h2.events.Event]) -> None:
+        """Requests that arrive once the worker stops but before hello's GOAWAY (a connection
+        accepted just before the stop, its first request read before its idle timer woke):
+        served, as the ngh2 engine serves them; the GOAWAY goes once they are done (h2's own,
+        as Hypercorn closes an idle connection of a stopping worker), naming them, so the
+        client sends what follows elsewhere. Hypercorn would reset them with NO_ERROR, which
+        httpx does not retry, and a GOAWAY while they are in flight fails them in httpx."""
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                await self._create_stream(event)
+                await self.send(Updated(idle=False))
+            elif isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
+                self.connection.acknowledge_received_data(
+                    event.flow_controlled_length, event.stream_id
+                )
+            else:
+                await super()._handle_events([event])
 
     async def shutting_down(self) -> None:
         """The worker began to shut down, or the connection is retired: tell the client now
@@ -457,7 +478,7 @@ class H2Protocol(_HypercornH2Protocol):
         headers = [(name.lower(), value) for name, value in event.headers]
         status = event.status_code if isinstance(event, (Response, InformationalResponse)) else 200
         declared = check_head(status, headers)
-        if isinstance(event, Response) and declared is not None and status not in NO_BODY:
+        if isinstance(event, Response) and declared is not None and status not in NO_BODY_STATUSES:
             stream = self.streams.get(event.stream_id)
             if getattr(stream, "scope", {}).get("method") != "HEAD":
                 self._lengths[event.stream_id] = [declared, 0]

@@ -1,5 +1,4 @@
-"""HTTP/2 headers: responses encoded without HPACK's dynamic table, as nginx does, and
-requests checked for illegal characters without a Python loop over every byte.
+"""HTTP/2 response headers encoded without HPACK's dynamic table, as nginx does.
 
 h2's encoder indexes every header it sends: each response searches and grows a per-connection
 table, which cost about a tenth of a small HTTP/2 request here. ``UnindexedEncoder`` takes its
@@ -8,25 +7,17 @@ dynamic table size update to 0), then sends each header as a static-table index 
 literal that is never added to a table. With no state, a header encodes the same way on every
 connection, so its bytes are computed once and kept. Header blocks grow by a few dozen bytes;
 and as no table holds anything, nothing a response says can be probed through compression.
-
-h2 checks each received header name and value byte by byte (RFC 9113 8.2.1), which costs
-more than the rest of its checks together for a browser's dozen headers.
-``reject_illegal_characters`` finds the first offending byte with a regular expression and
-raises the same error with the same message; ``install()`` puts it in h2's place.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Generator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from h2.exceptions import ProtocolError
-from h2.utilities import HeaderValidationFlags
 from hpack.hpack import encode_integer
 from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
-from hpack.struct import HeaderTuple, NeverIndexedHeaderTuple
+from hpack.struct import NeverIndexedHeaderTuple
 from hpack.table import HeaderTable
 
 TABLE_SIZE_ZERO = b"\x20"  # a dynamic table size update (001xxxxx) to 0
@@ -102,33 +93,3 @@ def _string(data: bytes, huffman: bool = True) -> bytes:
         head[0] |= 0x80
         return bytes(head) + coded
     return bytes(encode_integer(len(data), 7)) + data
-
-
-_ILLEGAL_IN_NAME = re.compile(rb"[\x00-\x20A-Z\x7f-\xff]")
-_ILLEGAL_IN_VALUE = re.compile(rb"[\x00\n\r]")
-_SPACE = (0x20, 0x09)
-Header = HeaderTuple | NeverIndexedHeaderTuple | tuple[bytes, bytes]
-
-
-def reject_illegal_characters(
-    headers: Iterable[Header], hdr_validation_flags: HeaderValidationFlags
-) -> Generator[Header, None, None]:
-    """h2.utilities._reject_illegal_characters, the same checks in the same order."""
-    for header in headers:
-        name, value = header[0], header[1]
-        found = _ILLEGAL_IN_NAME.search(name)
-        if found is not None:
-            c = name[found.start()]
-            if 0x41 <= c <= 0x5A:
-                raise ProtocolError(f"Received uppercase header name {name!r}.")
-            raise ProtocolError(f"Illegal character '{chr(c)}' in header name: {name!r}")
-        if name.find(b":", 1) != -1:
-            raise ProtocolError(f"Illegal character ':' in header name: {name!r}")
-        if value:
-            found = _ILLEGAL_IN_VALUE.search(value)
-            if found is not None:
-                c = value[found.start()]
-                raise ProtocolError(f"Illegal character '{chr(c)}' in header value: {value!r}")
-            if value[0] in _SPACE or value[-1] in _SPACE:
-                raise ProtocolError(f"Received header value surrounded by whitespace {value!r}")
-        yield header

@@ -36,8 +36,8 @@ from hello.heads import (
     check_status,
     content_length,
 )
+from hello.wire.policy import NO_BODY_STATUSES
 
-NO_BODY = frozenset({204, 304})
 PATH_CHUNK = 16 * 1024  # bytes of a path send's file read at a time, at most
 STATUS = {code: b"%d" % code for code in range(100, 600)}
 Message = dict[str, Any]
@@ -182,7 +182,7 @@ class Stream:
             self.complete = self.complete or not more
             return False
         fault = None
-        if self.head or self.status in NO_BODY:
+        if self.head or self.status in NO_BODY_STATUSES:
             body = b""
         elif self.declared is not None:
             self.sent += len(body)
@@ -205,7 +205,7 @@ class Stream:
                 self.head_sent = True
                 status = STATUS.get(self.status) or b"%d" % self.status
                 headers = [(b":status", status), *self.headers, *self.engine.response_headers()]
-                if not body and (end or self.head or self.status in NO_BODY):
+                if not body and (end or self.head or self.status in NO_BODY_STATUSES):
                     # No body will follow: the head ends the stream (or its trailers do).
                     self.ended = not self.trailers
                     conn.send_response(self.stream_id, headers, end_stream=self.ended)
@@ -225,7 +225,7 @@ class Stream:
 
     async def _pathsend(self, path: str) -> None:
         """The file at ``path`` as the whole body, read only as far as the window allows."""
-        if self.head or self.status in NO_BODY:
+        if self.head or self.status in NO_BODY_STATUSES:
             self._body(b"", False)
             return
         fd = os.open(path, os.O_RDONLY)
@@ -291,7 +291,7 @@ class Stream:
             if name == b"content-length":
                 declared = content_length(value, declared)
             headers.append((name, value))
-        if declared is not None and not self.head and status not in NO_BODY:
+        if declared is not None and not self.head and status not in NO_BODY_STATUSES:
             self.declared = declared
 
     def _accepts_trailers(self) -> bool:

@@ -29,7 +29,7 @@ class Feed(Protocol):
 
 
 class Meter(Protocol):
-    """Who keeps count of what the client sent and how long it took: tcp.GuardedTCPServer."""
+    """Who keeps count of what the client sent and how long it took: tcp.Connection."""
 
     def received(self, size: int, awaiting_body: bool | None = None) -> None: ...
 

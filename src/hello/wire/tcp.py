@@ -41,23 +41,12 @@ from hypercorn.utils import parse_socket_addr
 from hello.config import Settings
 from hello.tls.handshakes import HANDSHAKING
 from hello.wire.choice import Engines, Protocols
+from hello.wire.policy import DRAIN_IDLE
 
 log = logging.getLogger("hello")
 
 MAX_RECV = 64 * 1024  # bytes read at a time where the protocol does not read for itself
 CHECK_EVERY = 1.0  # seconds between looks at a connection that owes body bytes
-# At shutdown (HTTP/1.1), and after hello's GOAWAY (HTTP/2), seconds an idle connection stays
-# open for a request the client sent before it knew: answered with Connection: close on
-# HTTP/1.1, left for a retry on HTTP/2. Closed at once, the client's write would fail instead
-# (httpx: WriteError, "EOF occurred in violation of protocol"). Here, and in h1.py and
-# http2.py.
-DRAIN_IDLE = 1.0
-# An HTTP/2 connection is retired after keep_alive_max_requests (1,000) requests with GOAWAY,
-# sent once no stream is in flight: httpx (httpcore) fails every request in flight when GOAWAY
-# arrives, even those the GOAWAY says will be answered, where one that was not sent yet is
-# retried on a new connection. A client that never lets the connection go idle gets GOAWAY
-# at RETIRE_BY times that many requests all the same. Both HTTP/2 engines (http2.py, h2.py).
-RETIRE_BY = 2
 _REMOTE_OPEN = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 
 
