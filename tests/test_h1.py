@@ -35,13 +35,21 @@ def connect(server: HelloProcess) -> socket.socket:
     return sock
 
 
+Read = tuple[h11.Response, bytes, list[tuple[bytes, bytes]]]  # head, body, trailers
+
+
 def responses(sock: socket.socket, count: int) -> list[tuple[h11.Response, bytes]]:
     """Read ``count`` responses off ``sock`` with h11 as the client's parser."""
+    return [(head, body) for head, body, _ in read_responses(sock, count)]
+
+
+def read_responses(sock: socket.socket, count: int) -> list[Read]:
+    """``count`` responses off ``sock``, read by h11: each one's head, body and trailers."""
     client = h11.Connection(h11.CLIENT)
-    client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))  # pretend
-    client.send(h11.EndOfMessage())
-    got: list[tuple[h11.Response, bytes]] = []
+    got: list[Read] = []
     while len(got) < count:
+        client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))  # pretend
+        client.send(h11.EndOfMessage())
         head: h11.Response | None = None
         body = b""
         while True:
@@ -53,13 +61,11 @@ def responses(sock: socket.socket, count: int) -> list[tuple[h11.Response, bytes
             elif isinstance(event, h11.Data):
                 body += event.data
             elif isinstance(event, h11.EndOfMessage):
+                assert head is not None
+                got.append((head, body, list(event.headers)))
                 break
-        assert head is not None
-        got.append((head, body))
         if len(got) < count:
             client.start_next_cycle()
-            client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
-            client.send(h11.EndOfMessage())
     return got
 
 
@@ -170,36 +176,17 @@ def test_without_httptools_hypercorns_protocol_serves() -> None:
         assert process.stop() == 0
 
 
-def trailers(sock: socket.socket) -> tuple[h11.Response, bytes, list[tuple[bytes, bytes]]]:
-    """One response off ``sock``, read by h11: its head, body and trailers."""
-    client = h11.Connection(h11.CLIENT)
-    client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
-    client.send(h11.EndOfMessage())
-    head, body = None, b""
-    while True:
-        event = client.next_event()
-        if event is h11.NEED_DATA:
-            client.receive_data(sock.recv(65536))
-        elif isinstance(event, h11.Response):
-            head = event
-        elif isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage):
-            assert head is not None
-            return head, body, list(event.headers)
-
-
 def test_trailers_go_to_a_client_that_takes_them(server: HelloProcess) -> None:
     """An app's trailers end a chunked body for a client that said TE: trailers; to one
     that did not, the body goes with its length and no trailers."""
     with connect(server) as sock:
         sock.sendall(b"GET /s/trailers/a HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
-        head, body, fields = trailers(sock)
+        [(head, body, fields)] = read_responses(sock, 1)
         assert (head.status_code, body, fields) == (200, b"body", [(b"x-checksum", b"abc123")])
         assert (b"transfer-encoding", b"chunked") in head.headers
     with connect(server) as sock:
         sock.sendall(b"GET /s/trailers/b HTTP/1.1\r\nHost: x\r\n\r\n")
-        head, body, fields = trailers(sock)
+        [(head, body, fields)] = read_responses(sock, 1)
         assert (head.status_code, body, fields) == (200, b"body", [])
         assert (b"content-length", b"4") in head.headers
 
@@ -210,7 +197,7 @@ def test_starlettes_file_response_is_sent_by_path(server: HelloProcess) -> None:
     source = (MOUNTED / "starlette_site.py").read_bytes()
     with connect(server) as sock:
         sock.sendall(b"GET /star/source HTTP/1.1\r\nHost: x\r\n\r\n")
-        head, body, _ = trailers(sock)
+        [(head, body, _)] = read_responses(sock, 1)
     assert (head.status_code, body) == (200, source)
     assert (b"content-length", str(len(source)).encode()) in head.headers
 

@@ -153,7 +153,9 @@ async def _drain(
     for task in late:
         task.cancel()
     if late:
-        log.info("stopping: %d connection(s) still open after %.0f s, closed", len(late), timeout)
+        log.info(
+            "stopping: %d connection task(s) still open after %.0f s, closed", len(late), timeout
+        )
         await asyncio.wait(late, timeout=1.0)
 
 
