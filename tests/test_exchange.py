@@ -361,3 +361,34 @@ async def test_an_h2c_upgrade_answers_the_request_over_http2(engine: str) -> Non
         speaker = H2Client.upgraded(server, rest)
         response = await speaker.response(1)
         assert (response.status, response.body, response.complete) == (200, b"upgraded", True)
+
+
+PATHSEND_DROPS_TRAILERS = {"h11": "no response trailers", "h2": "path send ends the stream"}
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        missing(e, tuple(PATHSEND_DROPS_TRAILERS), PATHSEND_DROPS_TRAILERS.get(e, ""))
+        for e in ENGINES
+    ],
+)
+async def test_trailers_follow_a_path_send(engine: str, tmp_path: Path) -> None:
+    """A file sent by path, then trailers: the body is the file, the trailers follow, and the
+    connection serves the next request."""
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"x" * 100_000)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": 200, "headers": [], "trailers": True}
+        await send(start)
+        await send({"type": "http.response.pathsend", "path": str(path)})
+        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")]})
+
+    async with ServerConnection(engine, app) as server:
+        speaker = client(server)
+        for _ in range(2):
+            response = await speaker.fetch("GET", "/", [("te", "trailers")])
+            assert (response.status, response.complete) == (200, True)
+            assert response.body == path.read_bytes()
+            assert response.trailers == [(b"x-checksum", b"abc")]

@@ -216,7 +216,8 @@ class Cycle:
         fd = os.open(path, os.O_RDONLY)
         try:
             size, offset = os.fstat(fd).st_size, 0
-            while not self.complete:
+            more = True
+            while more and not self.complete:
                 chunk = (
                     await read_at(fd, offset, min(piece, size - offset)) if offset < size else b""
                 )
@@ -224,6 +225,7 @@ class Cycle:
                     raise OSError(f"{path} shrank while it was being sent")
                 offset += len(chunk)
                 more = offset < size and not self.disconnected
+                # The last one ends the body (or, with trailers to come, waits for them).
                 await self.send({"type": "http.response.body", "body": chunk, "more_body": more})
         finally:
             os.close(fd)
