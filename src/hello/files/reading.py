@@ -8,9 +8,8 @@ import os
 
 # Linux's preadv2(RWF_NOWAIT) reads what the page cache holds without blocking, and fails with
 # EAGAIN instead of waiting for the disk. A file being served is almost always cached, so a
-# chunk is read in the event loop (16 KiB: 5 us here) and only a read that would wait goes to
-# a thread, a hop that costs more than the read itself: 16 KiB chunks read in a thread each
-# served a 4 MiB file over HTTP/2 at 0.6x the throughput of 64 KiB ones (h2load -c4 -m4).
+# chunk is read in the event loop and only a read that would wait goes to a thread, a hop that
+# costs more than the read itself (docs/performance.md has the figures).
 _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 

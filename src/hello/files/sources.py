@@ -50,19 +50,13 @@ FINGERPRINTED = re.compile(r"\.[0-9a-f]{8,64}\.[A-Za-z0-9]+$")
 IMMUTABLE = "public, max-age=31536000, immutable"
 MEMORY_LIMIT = 1024 * 1024  # files up to this size are answered from memory
 CACHE_BUDGET = 64 * 1024 * 1024  # bytes of file bodies one directory keeps in memory
-# Bytes of a file read at a time for HTTP/1.1 without TLS. 200 clients that read nothing of a
-# 4 MiB file: 153 KiB each with 64 KiB chunks, 540 KiB with 256 KiB ones; read in the event loop
-# (files/reading.py), 64 KiB chunks served 4 MiB files at 2.2x the previous build's 256 KiB read in
-# a thread, and 0.89x what 256 KiB chunks read in the loop did (wrk -t2 -c8, 3 rounds, medians).
+# Bytes of a file read at a time for HTTP/1.1 without TLS: large enough for bulk throughput,
+# small enough that a client reading nothing holds little (docs/performance.md).
 STREAM_CHUNK = 64 * 1024
 # For HTTP/2 and HTTP/3, where up to 100 streams of a connection each hold a chunk while the
 # client grants no window, and for HTTP/1.1 over TLS, where a client that does not read holds
 # one: 16 KiB, one DATA frame or TLS record. Read from the page cache in the event loop
-# (files/reading.py), they cost no throughput: over TLS, 4 MiB files came 1.18x as fast as with
-# 64 KiB chunks read in a thread (wrk -c8), and 1.36x over HTTP/2 (h2load -c4 -m4); 8 KiB
-# chunks were 0.88x. 10 HTTP/2 connections asking for a 4 MiB file on 100 streams each and
-# granting no window: +27 MB (was +78 MB with 64 KiB chunks); on ngh2, path send (wire/
-# http2_stream.py) now reads only what the windows allow: +11 MB.
+# (files/reading.py), they cost no throughput (docs/performance.md).
 MULTIPLEXED_CHUNK = 16 * 1024
 
 
