@@ -333,6 +333,29 @@ async def test_trailers_that_cannot_go_are_dropped(
         assert (await speaker.fetch("GET", "/")).body == b"data"
 
 
+@pytest.mark.parametrize(
+    "engine", [missing(e, ("h2",), "the stream never ends (nor is reset)") for e in ENGINES]
+)
+async def test_trailers_promised_and_never_sent_leave_the_response_unfinished(
+    engine: str,
+) -> None:
+    """An app that said it would send trailers and returned without them has not ended its
+    response: the client must not take it for a whole one. HTTP/1.1 closes the connection
+    without the chunked body's end; HTTP/2 resets the stream (its DATA may go with it)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "trailers": True})
+        await send({"type": "http.response.body", "body": b"data"})
+
+    async with ServerConnection(engine, app) as server:
+        response = await client(server).fetch("GET", "/", [("te", "trailers")])
+        assert b"data".startswith(response.body) and not response.complete
+        if engine in HTTP2_ENGINES:
+            assert response.reset == INTERNAL_ERROR
+        else:
+            await until(lambda: server.closed, "the connection's close")
+
+
 @pytest.mark.parametrize("engine", ["httptools", "h11"])
 async def test_a_plain_connection_that_opens_with_the_http2_preface_is_served_http2(
     engine: str,

@@ -5,6 +5,9 @@
   timer.
 - ``policy``: the buffers, windows, idle and drain times and no-body rules every protocol
   keeps.
+- ``exchange``: one request on any protocol: its scope, ``receive`` and ``send``, the checks
+  of its head and Content-Length, path send and trailers, the 500 of an app that failed.
+  ``h1_cycle`` and ``http2_stream`` frame it for their protocol.
 - ``h1``, ``h1_cycle``, ``reading``: HTTP/1.1 on httptools (llhttp), read in ``data_received``;
   ``h1_rules``: what RFC 9112 asks of a request beyond what llhttp checks.
 - ``h11``: Hypercorn's h11 protocol, where h1 hands a connection over (Upgrade, h2c).

@@ -18,12 +18,10 @@ connection is refused (400). Without httptools installed, Hypercorn's protocol i
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
-from urllib.parse import unquote
 
 import httptools
 from hypercorn.app_wrappers import ASGIWrapper
@@ -31,8 +29,8 @@ from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
 
-from hello.heads import ResponseError
 from hello.stack.hsts import Hsts
+from hello.wire.exchange import http_scope
 from hello.wire.h1_cycle import REASONS, Cycle
 from hello.wire.h1_rules import H2_PROTOCOL_ERROR, Refused, check_request, not_http1
 from hello.wire.policy import (
@@ -44,8 +42,6 @@ from hello.wire.policy import (
     WRITE_HIGH_WATER,
 )
 from hello.wire.reading import Meter, Reading
-
-log = logging.getLogger("hello")
 
 Fallback = Callable[[], Any]  # builds Hypercorn's h11 protocol for this connection
 
@@ -299,23 +295,17 @@ class H1Protocol:
             return  # feed_data raises HttpParserUpgrade next
         version = self.parser.get_http_version()
         expects_continue = check_request(version, self.headers)
-        path, _, query = bytes(self.url).partition(b"?")
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"spec_version": "2.3", "version": "3.0"},
-            "http_version": version,
-            "method": self.parser.get_method().decode("ascii"),
-            "scheme": self.scheme,
-            "path": _unquote(path),
-            "raw_path": path,
-            "query_string": query,
-            "root_path": self.config.root_path,
-            "headers": self.headers,
-            "client": self.client,
-            "server": self.server,
-            "state": self.connection_state.copy(),
-            "extensions": {"http.response.trailers": {}, "http.response.pathsend": {}},
-        }
+        scope = http_scope(
+            version,
+            self.parser.get_method().decode("ascii"),
+            self.scheme,
+            bytes(self.url),
+            self.headers,
+            self.client,
+            self.server,
+            self.config.root_path,
+            self.connection_state.copy(),
+        )
         cycle = Cycle(self, scope, self.parser.should_keep_alive())
         cycle.expect_continue = expects_continue
         self.parsing = cycle
@@ -328,8 +318,7 @@ class H1Protocol:
     def on_message_complete(self) -> None:
         cycle = self.parsing
         if cycle is not None:
-            cycle.more_body = False
-            cycle.arrived.set()
+            cycle.end_body()
             self.final_parsed = not cycle.keep_alive
         self.parsing = None
         if self.held:
@@ -355,25 +344,10 @@ class H1Protocol:
             # Hypercorn's idle task bounds the first request head (and lingers at shutdown);
             # after it, this protocol keeps its own timer: no task per request.
             await self.send(Updated(idle=False))
-        try:
-            if self.asgi is not None:
-                await self.asgi(cycle.scope, cycle.receive, cycle.send)
-            else:
-                await self.app(
-                    cycle.scope, cycle.receive, cycle.send, self.sync_spawn, self.call_soon
-                )
-        except asyncio.CancelledError:
-            raise
-        except ResponseError as error:  # where no ASGI layer of hello's caught it first
-            log.error(
-                "%s %s: response refused: %s", cycle.scope["method"], cycle.scope["path"], error
-            )
-        except Exception:
-            await self.config.log.exception("Error in ASGI Framework")
-        if not cycle.started and not cycle.disconnected:
-            cycle.keep_alive = False
-            await cycle.send({"type": "http.response.start", "status": 500, "headers": []})
-            await cycle.send({"type": "http.response.body", "body": b""})
+        if self.asgi is not None:
+            await cycle.serve(self.asgi, (), self.config.log)
+        else:
+            await cycle.serve(self.app, (self.sync_spawn, self.call_soon), self.config.log)
         await self._finished(cycle)
 
     async def _finished(self, cycle: Cycle) -> None:
@@ -473,8 +447,7 @@ class H1Protocol:
         self.flow.set()
         for cycle in (self.cycle, self.parsing, *self.queue):
             if cycle is not None:
-                cycle.disconnected = True
-                cycle.arrived.set()
+                cycle.gone()
 
 
 def http1_app(app: Any) -> Any:
@@ -496,11 +469,6 @@ def without_hsts(app: Any) -> tuple[Any, tuple[bytes, bytes] | None]:
     if type(app) is Hsts:
         return app.app, app.header
     return app, None
-
-
-def _unquote(path: bytes) -> str:
-    text = path.decode("ascii", "replace")
-    return unquote(text) if "%" in text else text
 
 
 def run_from_thread(loop: asyncio.AbstractEventLoop, func: Callable[..., Any], *args: Any) -> Any:

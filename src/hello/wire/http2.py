@@ -30,14 +30,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
-from urllib.parse import unquote
 
 import ngh2
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
 
-from hello.heads import CONNECTION_SPECIFIC, ResponseError
+from hello.heads import CONNECTION_SPECIFIC
+from hello.wire.exchange import http_scope
 from hello.wire.h1 import http1_app, run_from_thread, without_hsts
 from hello.wire.http2_gate import FrameGate
 from hello.wire.http2_stream import Stream
@@ -287,7 +287,7 @@ class H2Protocol:
             if isinstance(event, ngh2.DataReceived):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
-                    stream.add_body(event.data, event.end_stream)
+                    stream.received(event.data, event.end_stream)
                 elif event.stream_id in self.sockets:
                     self.sockets[event.stream_id].received(event.data, event.end_stream)
                 elif event.data:  # for a stream already answered: its bytes are given back
@@ -359,7 +359,7 @@ class H2Protocol:
                 fields.append((name, value))
                 size += len(name) + len(value) + 4
         fields[0] = (b"host", host or b"")
-        raw_path, _, query = path.partition(b"?")
+        raw_path = path.partition(b"?")[0]
         self.requests += 1
         if self.requests >= RETIRE_BY * self.config.keep_alive_max_requests:
             self._go_away()  # this one is answered; the client opens a new connection
@@ -373,31 +373,30 @@ class H2Protocol:
                 self, stream_id, fields, raw_path, protocol is not None
             )
             return
-        text = raw_path.decode("ascii", "replace")
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"spec_version": "2.3", "version": "3.0"},
-            "http_version": "2",
-            "method": METHODS.get(method) or method.decode("ascii"),
-            "scheme": self.scheme,
-            "path": unquote(text) if "%" in text else text,
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": self.config.root_path,
-            "headers": fields,
-            "client": self.client,
-            "server": self.server,
-            "state": self.connection_state.copy(),
-            "extensions": {"http.response.trailers": {}, "http.response.pathsend": {}},
-        }
+        scope = http_scope(
+            "2",
+            METHODS.get(method) or method.decode("ascii"),
+            self.scheme,
+            path,
+            fields,
+            self.client,
+            self.server,
+            self.config.root_path,
+            self.connection_state.copy(),
+        )
         stream = Stream(self, stream_id, scope)
         if end:
             stream.more_body = False
         elif expect is not None and expect.lower() == b"100-continue":
             stream.expect_continue = True
         self.streams[stream_id] = stream
-        too_big = self.head_limit is not None and size + len(raw_path) > self.head_limit
-        self.task_group.spawn(self._run, stream, too_big)
+        if self.head_limit is not None and size + len(raw_path) > self.head_limit:
+            self.task_group.spawn(stream.serve, too_large, (), self.config.log)
+        elif self.asgi is not None:
+            self.task_group.spawn(stream.serve, self.asgi, (), self.config.log)
+        else:
+            extra = (self.sync_spawn, self.call_soon)
+            self.task_group.spawn(stream.serve, self.app, extra, self.config.log)
 
     def _stream_reset(self, stream_id: int) -> None:
         self.client_reset.add(stream_id)
@@ -418,9 +417,9 @@ class H2Protocol:
         if stream is not None:
             if not stream.complete or stream.more_body:
                 stream.gone()
-            if stream.unacknowledged:  # the connection's window gets them back
-                self.conn.acknowledge_received_data(stream.unacknowledged, stream_id)
-                stream.unacknowledged = 0
+            if stream.buffered:  # the connection's window gets them back
+                self.conn.acknowledge_received_data(stream.buffered, stream_id)
+                stream.buffered = 0
         elif (socket := self.sockets.pop(stream_id, None)) is not None:
             socket.gone()
         self._wake(stream_id)
@@ -433,35 +432,6 @@ class H2Protocol:
                 self._go_away()  # retired while nothing is in flight: see RETIRE_BY
 
     # --- running the app ---
-
-    async def _run(self, stream: Stream, too_big: bool) -> None:
-        scope = stream.scope
-        try:
-            if too_big:
-                body = b"Request Header Fields Too Large\n"
-                headers = [(b"content-type", b"text/plain; charset=utf-8")]
-                await stream.send(
-                    {"type": "http.response.start", "status": 431, "headers": headers}
-                )
-                await stream.send({"type": "http.response.body", "body": body})
-            elif self.asgi is not None:
-                await self.asgi(scope, stream.receive, stream.send)
-            else:
-                await self.app(scope, stream.receive, stream.send, self.sync_spawn, self.call_soon)
-        except asyncio.CancelledError:
-            raise
-        except ResponseError as error:  # where no ASGI layer of hello's caught it first
-            log.error("%s %s: response refused: %s", scope["method"], scope["path"], error)
-        except Exception:
-            await self.config.log.exception("Error in ASGI Framework")
-        if stream.disconnected or self.closed:
-            return
-        if not stream.started:  # the app failed before its response: a 500 says so
-            stream.status, stream.headers, stream.declared = 500, [], None
-            stream.started = True
-            await stream.send({"type": "http.response.body", "body": b""})
-        elif not stream.complete:
-            stream.reset(ngh2.ErrorCode.INTERNAL_ERROR)  # it returned without ending it
 
     # --- writing: what the engine has to send, once per turn of the loop ---
 
@@ -650,3 +620,11 @@ def _code_name(code: int) -> str:
         return ngh2.ErrorCode(code).name
     except ValueError:
         return hex(code)
+
+
+async def too_large(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The 431 hello's outer layers would give a head over --max-header-size
+    (stack/limits.py), for a request this protocol hands the app under them."""
+    headers = [(b"content-type", b"text/plain; charset=utf-8")]
+    await send({"type": "http.response.start", "status": 431, "headers": headers})
+    await send({"type": "http.response.body", "body": b"Request Header Fields Too Large\n"})
