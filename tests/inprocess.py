@@ -34,9 +34,8 @@ from hello.config.load import load
 from hello.server.hypercorn_config import HypercornConfig
 from hello.stack.limits import HeaderLimit
 from hello.wire.choice import Engines, Protocols, choose_engines
-from hello.wire.h11 import H11Protocol
 
-HTTP1_ENGINES = ("httptools", "h11")
+HTTP1_ENGINES = ("httptools", "h11")  # h11: as where httptools cannot be imported
 HTTP2_ENGINES = ("ngh2", "h2")
 ENGINES = HTTP1_ENGINES + HTTP2_ENGINES
 CLIENT = ("203.0.113.7", 50000)
@@ -303,7 +302,7 @@ def _engines(engine: str) -> tuple[Engines, str]:
     if engine == "httptools":
         return choose_engines("auto"), "http/1.1"
     if engine == "h11":  # as where httptools cannot be imported
-        return Engines(H11Protocol, choose_engines("auto").http2), "http/1.1"
+        return choose_engines("auto", "h11"), "http/1.1"
     if engine in HTTP2_ENGINES:
         return choose_engines(engine), "h2"
     raise ValueError(f"no such engine: {engine}")

@@ -10,6 +10,7 @@ says both. What an engine does not do yet is marked xfail, strict: it fails the 
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from hello.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from tests.inprocess import (
     ENGINES,
+    HTTP1_ENGINES,
     HTTP2_ENGINES,
     H1Client,
     H2Client,
@@ -171,10 +173,7 @@ def informational(speaker: H1Client | H2Client, stream: int | None) -> list[int]
     return speaker.current.informational if speaker.current else []
 
 
-EARLY_CONTINUE = {
-    "h11": "sends 100 Continue as the head arrives",
-    "h2": "no 100 Continue on HTTP/2",
-}
+EARLY_CONTINUE = {"h2": "no 100 Continue on HTTP/2"}
 
 
 @pytest.mark.parametrize(
@@ -209,9 +208,7 @@ async def test_expect_100_continue_is_answered_when_the_app_reads(engine: str) -
         assert (response.status, response.body) == (200, b"abc")
 
 
-@pytest.mark.parametrize(
-    "engine", [missing(e, ("h11",), "closes instead of reading the body's rest") for e in ENGINES]
-)
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_an_app_that_answers_without_reading_the_body(engine: str) -> None:
     """The app answers while the client is still sending a large body: the response comes
     whole, the rest of the body is taken (and dropped), and the connection serves the next
@@ -260,11 +257,7 @@ async def test_the_app_learns_the_client_is_gone_mid_response(engine: str) -> No
         assert seen == [{"type": "http.disconnect"}]
 
 
-NO_PATHSEND = ("h11",)
-NO_TRAILERS = ("h11",)
-
-
-@pytest.mark.parametrize("engine", [missing(e, NO_PATHSEND, "no ASGI path send") for e in ENGINES])
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_path_send_serves_the_file(engine: str, tmp_path: Path) -> None:
     """ASGI's path send (``http.response.pathsend``) is offered, and the file is the body."""
     path = tmp_path / "file.bin"
@@ -297,9 +290,7 @@ def app_with_trailers(*headers: tuple[bytes, bytes]) -> ASGIApp:
     return app
 
 
-@pytest.mark.parametrize(
-    "engine", [missing(e, NO_TRAILERS, "no response trailers") for e in ENGINES]
-)
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_trailers_follow_the_body_when_the_client_takes_them(engine: str) -> None:
     async with ServerConnection(engine, app_with_trailers()) as server:
         speaker = client(server)
@@ -310,9 +301,7 @@ async def test_trailers_follow_the_body_when_the_client_takes_them(engine: str) 
         assert not server.closed
 
 
-@pytest.mark.parametrize(
-    "engine", [missing(e, NO_TRAILERS, "no response trailers") for e in ENGINES]
-)
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(
     "te,headers",
     [("", []), ("trailers", [(b"content-length", b"4")])],
@@ -386,7 +375,7 @@ async def test_an_h2c_upgrade_answers_the_request_over_http2(engine: str) -> Non
         assert (response.status, response.body, response.complete) == (200, b"upgraded", True)
 
 
-PATHSEND_DROPS_TRAILERS = {"h11": "no response trailers", "h2": "path send ends the stream"}
+PATHSEND_DROPS_TRAILERS = {"h2": "path send ends the stream"}
 
 
 @pytest.mark.parametrize(
@@ -415,3 +404,38 @@ async def test_trailers_follow_a_path_send(engine: str, tmp_path: Path) -> None:
             assert (response.status, response.complete) == (200, True)
             assert response.body == path.read_bytes()
             assert response.trailers == [(b"x-checksum", b"abc")]
+
+
+BAD_REQUESTS = {
+    "two lengths": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    "length and chunked": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+    ),
+    "space before the colon": b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+    "NUL in a value": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    "a chunk size that is no number": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    ),
+    "no Host": b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n",
+    "a line without a colon": b"GET / HTTP/1.1\r\nHost: x\r\nnonsense\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("engine", HTTP1_ENGINES)
+@pytest.mark.parametrize("bad", BAD_REQUESTS.values(), ids=list(BAD_REQUESTS))
+async def test_a_malformed_request_gets_400_after_the_one_before(engine: str, bad: bytes) -> None:
+    """On either HTTP/1.1 engine: the request before the bad bytes is answered, then a 400
+    ends the connection, and the app never sees the bad request."""
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["path"])
+        await echo(scope, receive, send)
+
+    async with ServerConnection(engine, app) as server:
+        server.client_sends(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n" + bad)
+        await until(lambda: server.closed, "the connection's close")
+        written = server.take()
+    # Each response's status line (the bodies are empty: no line of theirs can match).
+    assert re.findall(rb"^HTTP/1.1 (\d{3}) ", written, re.MULTILINE) == [b"200", b"400"]
+    assert seen == ["/first"]

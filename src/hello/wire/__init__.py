@@ -8,8 +8,9 @@
 - ``exchange``: one request on any protocol: its scope, ``receive`` and ``send``, the checks
   of its head and Content-Length, path send and trailers, the 500 of an app that failed.
   ``h1_cycle`` and ``http2_stream`` frame it for their protocol.
-- ``h1``, ``h1_cycle``, ``reading``: HTTP/1.1 on httptools (llhttp), read in ``data_received``;
-  ``h1_rules``: what RFC 9112 asks of a request beyond what llhttp checks.
+- ``h1``, ``h1_cycle``, ``reading``: HTTP/1.1, read in ``data_received``; ``h1_parsers``: its
+  engines, httptools (llhttp), or h11 where httptools cannot be imported; ``h1_rules``: what
+  RFC 9112 asks of a request beyond what the parsers check.
 - ``h11``: Hypercorn's h11 protocol, where h1 hands a connection over (Upgrade, h2c).
 - ``http2``, ``http2_stream``, ``ws``: HTTP/2 on libnghttp2 (ngh2), WebSocket over it.
 - ``h2``, ``h2_headers``: HTTP/2 where ngh2 is not used: Hypercorn's protocol on h2, fixed

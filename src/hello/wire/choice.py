@@ -6,9 +6,10 @@ prior-knowledge preface, each seen by h11 (h1.py hands such a connection to it) 
 as Hypercorn's H2CProtocolRequiredError or H2ProtocolAssumedError, with the bytes read so
 far. ``Protocols`` catches them and goes on with the HTTP/2 engine.
 
-The engines: HTTP/1.1 on httptools (h1.py), handing upgrades to h11 (h11.py), or h11 alone
-where httptools cannot be imported; HTTP/2 on ngh2 (http2.py), or h2 (h2.py) where ngh2 cannot
-be imported or ``--http2-engine h2`` says so.
+The engines: HTTP/1.1 on httptools, or h11 where httptools cannot be imported, each behind
+the one driver (h1.py, h1_parsers.py), which hands upgrades to Hypercorn's h11 protocol
+(h11.py); HTTP/2 on ngh2 (http2.py), or h2 (h2.py) where ngh2 cannot be imported or
+``--http2-engine h2`` says so.
 """
 
 from __future__ import annotations
@@ -30,31 +31,33 @@ Build = Callable[..., Any]  # (app, config, context, task_group, state, ssl, cli
 
 @dataclass(frozen=True)
 class Engines:
-    """The protocol classes of this process: one for HTTP/1.1, one for HTTP/2."""
+    """The protocol classes of this process: one for HTTP/1.1, one for HTTP/2; and the
+    HTTP/1.1 driver's parser (httptools or h11)."""
 
     http1: Build
     http2: Build
+    http1_name: str = "httptools"
 
     @property
     def http2_name(self) -> str:
         return "ngh2" if getattr(self.http2, "__module__", "") == "hello.wire.http2" else "h2"
 
 
-def choose_engines(http2_engine: str = "auto") -> Engines:
-    """The engines for ``--http2-engine`` (ngh2, h2, or auto: ngh2 where it imports); a
-    ConfigError for ngh2 where it cannot be imported."""
+def choose_engines(http2_engine: str = "auto", http1_engine: str = "auto") -> Engines:
+    """The engines for ``--http2-engine`` (ngh2, h2, or auto: ngh2 where it imports; a
+    ConfigError for ngh2 where it cannot be imported) and for HTTP/1.1 (httptools where it
+    imports, or h11)."""
     from hello.wire import h2, h11
+    from hello.wire.h1 import H1Protocol
+    from hello.wire.h1_parsers import parser_engine
 
     http2: Build = http2_protocol(http2_engine) or h2.H2Protocol
-    try:
-        from hello.wire.h1 import H1Protocol
-    except ImportError:
-        return Engines(h11.H11Protocol, http2)
+    parser = parser_engine(http1_engine)
 
     def http1(*args: Any) -> Any:
-        return H1Protocol(*args, fallback=lambda: h11.H11Protocol(*args))
+        return H1Protocol(*args, parser=parser, fallback=lambda: h11.H11Protocol(*args))
 
-    return Engines(http1, http2)
+    return Engines(http1, http2, parser.name)
 
 
 def http2_protocol(engine: str) -> type | None:
@@ -74,9 +77,11 @@ def http2_protocol(engine: str) -> type | None:
 def engines() -> list[tuple[str, str, str | None]]:
     """(protocol, library, its version) for the engine serving each protocol by default; the
     version None for HTTP/3 when aioquic is not installed."""
+    from hello.wire.h1_parsers import parser_engine
+
     rows: list[tuple[str, str, str | None]] = []
     for role, choices in (
-        ("HTTP/1.1", ("httptools", "h11")),
+        ("HTTP/1.1", (parser_engine().name,)),
         ("HTTP/2", ("ngh2", "h2")),
         ("HTTP/3", ("aioquic",)),
     ):

@@ -1,18 +1,18 @@
-"""HTTP/1.1 for Hypercorn on httptools (llhttp, the parser uvicorn and Node.js use).
+"""HTTP/1.1: one driver over a request parser, httptools (llhttp, the parser uvicorn and
+Node.js use) or h11 where httptools cannot be imported (h1_parsers.py).
 
-Hypercorn's own HTTP/1.1 protocol parses and writes every message through h11 and then through
-its generic stream layer; together they cost more per request than the application here. This
-protocol has the same interface (Hypercorn's ``ProtocolWrapper`` builds it for every TCP
-connection that did not negotiate h2) and speaks ASGI to the app directly: the request head is
-parsed by httptools, the body is queued for ``receive()`` with backpressure, and the response
-head is written with the first body bytes, with Content-Length or chunked framing. Served by
-hello's TCPServer (tcp.py), it reads the connection itself, in ``data_received``, instead
-of being handed each chunk by a reader task (reading.py).
+The driver has the interface of Hypercorn's protocols (hello's connection, tcp.py, builds it
+for every TCP connection that did not negotiate h2) and speaks ASGI to the app through the
+exchange (exchange.py, framed for HTTP/1.1 in h1_cycle.py): the request head is parsed by
+the engine, the body is queued for ``receive()`` with backpressure, and the response head
+is written with the first body bytes, with Content-Length or chunked framing. It reads the
+connection itself, in ``data_received``, instead of being handed each chunk by a reader task
+(reading.py).
 
 Anything unusual on a connection's first request -- an Upgrade (WebSocket, h2c) or HTTP/2's
 prior-knowledge preface -- is handed, with the bytes received so far, to Hypercorn's own h11
-protocol, which keeps the connection from then on. An upgrade later on a keep-alive
-connection is refused (400). Without httptools installed, Hypercorn's protocol is used.
+protocol (h11.py), which keeps the connection from then on. An upgrade later on a keep-alive
+connection is refused (400).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-import httptools
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
@@ -32,6 +31,7 @@ from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerConte
 from hello.stack.hsts import Hsts
 from hello.wire.exchange import http_scope
 from hello.wire.h1_cycle import REASONS, Cycle
+from hello.wire.h1_parsers import ParserEngine, parser_engine
 from hello.wire.h1_rules import H2_PROTOCOL_ERROR, Refused, check_request, not_http1
 from hello.wire.policy import (
     BODY_HIGH_WATER,
@@ -47,7 +47,7 @@ Fallback = Callable[[], Any]  # builds Hypercorn's h11 protocol for this connect
 
 
 class H1Protocol:
-    """Hypercorn's HTTP/1.1 protocol interface, on httptools."""
+    """Hypercorn's HTTP/1.1 protocol interface, on httptools or h11."""
 
     def __init__(
         self,
@@ -61,6 +61,7 @@ class H1Protocol:
         server: tuple[str, int] | None,
         send: Callable[[Event], Awaitable[None]],
         *,
+        parser: ParserEngine | None = None,
         fallback: Fallback | None = None,
     ) -> None:
         self.app: Any = app  # an ASGI app wrapped by Hypercorn: (scope, receive, send, ...)
@@ -84,7 +85,8 @@ class H1Protocol:
         )
         self.fallback = fallback
         self.delegate: Any = None  # Hypercorn's h11 protocol, once an upgrade needs it
-        self.parser = httptools.HttpRequestParser(self)
+        self.engine = engine = parser or parser_engine()
+        self.parser = engine.build(self)
         self.prefix: bytearray | None = bytearray()  # bytes of the connection until a cycle
         self.url = bytearray()
         self.headers: list[tuple[bytes, bytes]] = []
@@ -190,9 +192,10 @@ class H1Protocol:
             if self.prefix.startswith(b"PRI "):  # HTTP/2 with prior knowledge
                 self._must_hand_over()
                 return
+        engine = self.engine
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except engine.upgrade:
             if self.prefix is not None and self.fallback is not None:
                 self._must_hand_over()
             else:
@@ -200,7 +203,7 @@ class H1Protocol:
                 if self.refusal is not None:
                     self._start_next()
             return
-        except httptools.HttpParserError as error:
+        except engine.error as error:
             refused = error.__context__  # raised by a callback below, if one refused
             if self.final_parsed:
                 self.refused = True  # bytes after a request that ends the connection: ignored
@@ -252,15 +255,23 @@ class H1Protocol:
         replay = bytes(self.prefix)
         self.reading = None
         self.prefix = bytearray()
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser = self.engine.build(self)
         self.in_head = False
         reading.to_stream(replay)
 
     def _refuse_soon(self, status: int) -> None:
         """Stop parsing; answer ``status`` and close, once the requests parsed before the bad
-        one are answered (at once if the bad bytes came within a request's body)."""
+        one are answered. Bad bytes within the body of the request the app is answering
+        end it at once (the app learns the client is gone); within the body of one still
+        waiting its turn, that request is dropped unanswered."""
         self.refused = True
-        if self.parsing is not None or (self.cycle is None and not self.queue):
+        parsing, self.parsing = self.parsing, None
+        if parsing is not None and parsing is self.cycle:
+            self.task_group.spawn(self._refuse, status)
+            return
+        if parsing is not None:
+            self.queue.remove(parsing)
+        if self.cycle is None and not self.queue:
             self.task_group.spawn(self._refuse, status)
         else:
             self.refusal = status
@@ -271,7 +282,7 @@ class H1Protocol:
         await self.delegate.initiate()
         await self.delegate.handle(RawData(bytes(self.prefix)))
 
-    # --- httptools callbacks (synchronous, during feed_data) ---
+    # --- the parser's callbacks (synchronous, during feed_data) ---
 
     def on_message_begin(self) -> None:
         self.url.clear()

@@ -32,23 +32,27 @@ class Refused(Exception):
 def check_request(version: str, headers: list[tuple[bytes, bytes]]) -> bool:
     """Refused unless the request line ended in its version (llhttp takes one without as
     HTTP/0.9), there is one Host (none only in HTTP/1.0, 3.2), and at most one
-    Transfer-Encoding, with no coding but chunked, the one hello decodes (6.1: else 501).
-    ``headers`` have lower-case names. Whether the client expects 100 Continue."""
+    Transfer-Encoding, with no coding but chunked, the one hello decodes (6.1: else 501),
+    and never beside a Content-Length (6.1: a smuggling attempt; llhttp refuses it, h11 lets
+    Transfer-Encoding win). ``headers`` have lower-case names. Whether the client expects
+    100 Continue."""
     hosts = 0
     codings = []
-    expects = False
+    length = expects = False
     for name, value in headers:
         if name == b"host":
             hosts += 1
         elif name == b"transfer-encoding":
             codings.append(value)
+        elif name == b"content-length":
+            length = True
         elif name == b"expect":
             expects = value.lower() == b"100-continue"
     if version not in ("1.0", "1.1"):
         raise Refused(400)
     if hosts > 1 or (hosts == 0 and version == "1.1"):
         raise Refused(400)
-    if len(codings) > 1:  # llhttp joins them, and judges only the last
+    if len(codings) > 1 or (codings and length):  # llhttp joins them, and judges the last
         raise Refused(400)
     if codings and codings[0].strip().lower() != b"chunked":
         raise Refused(501)
