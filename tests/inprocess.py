@@ -31,9 +31,11 @@ from hypercorn.utils import wrap_app
 from hello.asgi_types import ASGIApp
 from hello.config import Settings
 from hello.config.load import load
-from hello.server.hypercorn_config import HypercornConfig
+from hello.stack.build import Stack
 from hello.stack.limits import HeaderLimit
 from hello.wire.choice import Engines, Protocols, choose_engines
+from hello.wire.config import HypercornConfig
+from hello.wire.driver import Driver, Served
 
 HTTP1_ENGINES = ("httptools", "h11")  # h11: as where httptools cannot be imported
 HTTP2_ENGINES = ("ngh2", "h2")
@@ -152,13 +154,12 @@ def settings(**flags: Any) -> Settings:
     return load(flags={"bind": "127.0.0.1:0", **{k: str(v) for k, v in flags.items()}})
 
 
-class _Outer(HeaderLimit):
-    """The outermost layer build_app puts around every app (the 431 of HTTP/2 and HTTP/3),
-    and, as build_app says it, the app under it for HTTP/1.1."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        super().__init__(app, limit)
-        self.http1 = app
+def served(app: ASGIApp, config: Settings) -> Served:
+    """``app`` as a worker serves it: under the outermost layer build_app puts around every
+    app (the 431 of HTTP/2 and HTTP/3), which hello's own protocols skip."""
+    outer = HeaderLimit(app, config.max_header_size)
+    stack = Stack(outer, app, app, None, config.max_header_size)
+    return Served(wrap_app(cast(ASGIFramework, outer), config.max_body_size, "asgi"), stack)
 
 
 @dataclass
@@ -183,17 +184,11 @@ class ServerConnection:
         self._group = _Tasks(loop)
         await self._group.__aenter__()
         self.context = WorkerContext(None)
-        hypercorn_config = HypercornConfig(self.config)
-        wrapped = wrap_app(
-            cast(ASGIFramework, _Outer(self.app, self.config.max_header_size)),
-            hypercorn_config.wsgi_max_body_size,
-            "asgi",
-        )
         engines, alpn = _engines(self.engine)
         self.protocol = Protocols(
             engines,
-            wrapped,
-            hypercorn_config,
+            served(self.app, self.config),
+            HypercornConfig(self.config),
             self.context,
             self._group,
             ConnectionState({}),
@@ -201,6 +196,7 @@ class ServerConnection:
             CLIENT,
             SERVER,
             self._server_sends,
+            None,  # no StreamWriter: the protocols write through the transport, or events
             alpn,
         )
         stream_end = _StreamEnd()
@@ -210,9 +206,9 @@ class ServerConnection:
         # Read as the connection does: handed over once, to a protocol that reads directly
         # (the reader it returns only learns of the end), or chunk by chunk through events.
         reader: asyncio.StreamReader = _InboxReader(self._inbox)
-        read_directly = getattr(self.protocol.protocol, "read_directly", None)
-        if read_directly is not None:
-            reader = await read_directly(self.transport, reader, None)
+        protocol = self.protocol.protocol
+        if isinstance(protocol, Driver):
+            reader = await protocol.read_directly(self.transport, reader, None) or reader
         self._reader = asyncio.ensure_future(self._read(reader))
         return self
 

@@ -16,24 +16,23 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import h2.config
 import h2.connection
 import h2.events
 import pytest
-from hypercorn.typing import ASGIFramework
-from hypercorn.utils import wrap_app
 
 from hello.asgi_types import Receive, Scope, Send
 from hello.config.load import load
-from hello.server.hypercorn_config import HypercornConfig
 from hello.server.serve import serve
 from hello.server.sockets import bind_sockets
 from hello.tls.reload import CertificateReloader
 from hello.wire import tcp
 from hello.wire.choice import choose_engines
+from hello.wire.config import HypercornConfig
 from tests.conftest import Certs
+from tests.inprocess import served
 from tests.support import poll
 
 CONNECTIONS = 20
@@ -97,7 +96,7 @@ def serving(certs: Certs, tls: bool, engine: str = "auto") -> Iterator[InProcess
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     serving = serve(
-        wrap_app(cast(ASGIFramework, app), config.wsgi_max_body_size, "asgi"),
+        served(app, settings),
         config,
         settings,
         choose_engines(engine),

@@ -31,7 +31,7 @@ from hello.server.reloader import Reloader, watched
 from hello.server.sockets import bind_sockets
 from hello.server.supervisor import Supervisor
 from hello.server.worker import Worker, serve, uvloop_module
-from hello.stack.build import build_app, own_routes, route_prefixes
+from hello.stack.build import Stack, build_stack, own_routes, route_prefixes
 from hello.stack.insecure import InsecureGate
 from hello.tls import create_ssl_context
 from hello.wire.choice import http2_protocol
@@ -139,13 +139,15 @@ def _imports(module: str) -> bool:
     return True
 
 
-def _app(settings: Settings, lifecycle: Lifecycle, metrics: Metrics | None) -> ASGIApp:
+def _app(settings: Settings, lifecycle: Lifecycle, metrics: Metrics | None) -> Stack:
     """The app a worker serves, before the plain-HTTP gate (which needs the bound sockets)."""
-    return build_app(settings, lifecycle, metrics)
+    return build_stack(settings, lifecycle, metrics)
 
 
-def _gated(settings: Settings, app: ASGIApp, sockets: Sockets) -> ASGIApp:
-    return _insecure_gate(settings, app, sockets) if settings.insecure_bind else app
+def _gated(settings: Settings, stack: Stack, sockets: Sockets) -> Stack:
+    if not settings.insecure_bind:
+        return stack
+    return stack.behind(lambda app: _insecure_gate(settings, app, sockets))
 
 
 def _built(

@@ -25,8 +25,9 @@ from hypercorn.typing import AppWrapper, LifespanState
 from hypercorn.utils import repr_socket_addr
 
 from hello.config import Settings
-from hello.server.hypercorn_config import HypercornConfig
 from hello.wire.choice import Engines
+from hello.wire.config import HypercornConfig
+from hello.wire.driver import Served
 from hello.wire.tcp import Connection
 
 log = logging.getLogger("hello")
@@ -44,7 +45,7 @@ class TLSProtocol(SSLProtocol):
 
 
 async def serve(
-    app: AppWrapper,
+    served: Served,
     config: HypercornConfig,
     settings: Settings,
     engines: Engines,
@@ -55,6 +56,7 @@ async def serve(
     drain and return. Raises what the app's lifespan startup raised."""
     loop = asyncio.get_running_loop()
     state: LifespanState = {}
+    app = served.wrapped
     lifespan = Lifespan(app, config, loop, state)
     lifespan_task = loop.create_task(lifespan.handle_lifespan())
     await lifespan.wait_for_startup()
@@ -68,7 +70,7 @@ async def serve(
         assert task is not None
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-        connection = Connection(app, config, settings, engines, context, state, reader, writer)
+        connection = Connection(served, config, settings, engines, context, state, reader, writer)
         await connection.run()
 
     servers: list[asyncio.Server] = []

@@ -24,16 +24,17 @@ from hypercorn.config import Sockets
 from hypercorn.typing import ASGIFramework
 from hypercorn.utils import wrap_app
 
-from hello.asgi_types import ASGIApp
 from hello.config import Settings
 from hello.errors import StartupError
 from hello.ops.lifecycle import Lifecycle
 from hello.ops.metrics import Metrics
-from hello.server.hypercorn_config import HypercornConfig
 from hello.server.serve import serve as serve_sockets
+from hello.stack.build import Stack
 from hello.tls.expiry import not_after
 from hello.tls.reload import CertificateReloader
 from hello.wire.choice import choose_engines
+from hello.wire.config import HypercornConfig
+from hello.wire.driver import Served
 from hello.wire.tcp import connections_closed
 
 log = logging.getLogger("hello")
@@ -52,7 +53,7 @@ class Worker:
     """What a serving process needs, built once before any fork and copied into each."""
 
     settings: Settings
-    app: ASGIApp
+    stack: Stack
     lifecycle: Lifecycle
     sockets: Sockets
     metrics: Metrics | None = None
@@ -153,7 +154,10 @@ async def _serve(worker: Worker) -> None:
     config.alt_svc_headers = [f'h3=":{port}"; ma=86400' for port in ports]
     serving = asyncio.ensure_future(
         serve_sockets(
-            wrap_app(cast(ASGIFramework, worker.app), config.wsgi_max_body_size, "asgi"),
+            Served(
+                wrap_app(cast(ASGIFramework, worker.stack.app), config.wsgi_max_body_size, "asgi"),
+                worker.stack,
+            ),
             config,
             settings,
             choose_engines(settings.http2_engine),

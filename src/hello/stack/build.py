@@ -9,12 +9,13 @@ and their lifespans run with the server's.
 Around it, each only when needed: the probes (``--health-prefix``), HSTS (TLS), request ids
 with the access log and metrics (``--access-log``, ``--metrics-bind``). Outermost, always: the
 431 check of HTTP/2 and HTTP/3 heads, and the lifespans. A user's app alone, on plain HTTP with
-neither log nor metrics, is called directly by hello's HTTP/1.1 protocol (see ``http1``).
+neither log nor metrics, is called directly by hello's protocols (see ``Stack``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, cast
 
 from hello.asgi_types import ASGIApp
@@ -55,9 +56,34 @@ def own_routes(config: Settings) -> list[str]:
     return routes
 
 
+@dataclass(frozen=True)
+class Stack:
+    """The composed app, and the apps within it that hello's own protocols call: they do
+    the work of its two outer layers themselves (the 431 of a head over --max-header-size,
+    measured as it arrives; lifespans are the worker's), so each request skips them; HTTP/2
+    also adds HSTS's header itself, a wrapped ``send`` less a request."""
+
+    app: ASGIApp  # the whole stack: what Hypercorn's protocols and the lifespan call
+    http1: ASGIApp  # under the outer layers
+    http2: ASGIApp  # ...and under an outermost HSTS layer
+    hsts: tuple[bytes, bytes] | None  # the header that layer adds over TLS
+    max_header_size: int
+
+    def behind(self, gate: Callable[[ASGIApp], ASGIApp]) -> Stack:
+        """This stack behind ``gate`` (the plain-HTTP listeners' gate), on every path."""
+        return replace(self, app=gate(self.app), http1=gate(self.http1), http2=gate(self.http2))
+
+
 def build_app(
     config: Settings, lifecycle: Lifecycle | None = None, metrics: Metrics | None = None
 ) -> ASGIApp:
+    """The composed app (see ``build_stack``)."""
+    return build_stack(config, lifecycle, metrics).app
+
+
+def build_stack(
+    config: Settings, lifecycle: Lifecycle | None = None, metrics: Metrics | None = None
+) -> Stack:
     lifecycle = lifecycle or Lifecycle()
     taken = own_routes(config)
     mounted: dict[str, ASGIApp] = {}
@@ -97,8 +123,9 @@ def build_app(
         composed = stats.counting(index)
     if config.health_path is not None:
         composed = Health(composed, config.health_path, lifecycle)
+    hsts: Hsts | None = None
     if config.hsts_max_age and (config.tls or config.acme):
-        composed = Hsts(composed, config.hsts_max_age)
+        composed = hsts = Hsts(composed, config.hsts_max_age)
     log = _access_log(config)
     watchers: list[Watcher] = [metrics] if metrics is not None else []
     if log is not None or watchers:
@@ -108,11 +135,9 @@ def build_app(
             composed, lifecycle, config.max_requests, config.max_requests_jitter
         )
     outer = LifespanGroup(HeaderLimit(composed, config.max_header_size), lifespans, lifecycle)
-    # HTTP/1.1 heads are measured by the wire as they arrive (wire/h1.py), and its protocol
-    # logs a refused response itself: for HTTP/1.1 both outer layers pass requests on
-    # unchanged, and the protocol calls the app under them.
-    outer.http1 = composed
-    return outer
+    if hsts is not None and composed is hsts:
+        return Stack(outer, composed, hsts.app, hsts.header, config.max_header_size)
+    return Stack(outer, composed, composed, None, config.max_header_size)
 
 
 def _bundled_site(

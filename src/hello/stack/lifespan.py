@@ -34,7 +34,6 @@ class LifespanGroup:
         self.app = app
         self.apps = list(apps)
         self.lifecycle = lifecycle
-        self.http1: ASGIApp = app  # what HTTP/1.1 requests may skip to (stack/build.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":

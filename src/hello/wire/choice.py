@@ -14,33 +14,33 @@ the one driver (h1.py, h1_parsers.py), which hands upgrades to Hypercorn's h11 p
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hypercorn.config import Config
 from hypercorn.events import Event, RawData
 from hypercorn.protocol.h11 import H2CProtocolRequiredError, H2ProtocolAssumedError
-from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
+from hypercorn.typing import ConnectionState, TaskGroup, WorkerContext
 
 from hello.errors import ConfigError
+from hello.wire.config import HypercornConfig
+from hello.wire.driver import Served
 
-Build = Callable[..., Any]  # (app, config, context, task_group, state, ssl, client, server, send)
+# (served, config, context, task_group, state, ssl, client, server, send, writer)
+Build = Callable[..., Any]
 
 
 @dataclass(frozen=True)
 class Engines:
-    """The protocol classes of this process: one for HTTP/1.1, one for HTTP/2; and the
-    HTTP/1.1 driver's parser (httptools or h11)."""
+    """The protocols of this process, one for HTTP/1.1 and one for HTTP/2, and the names
+    of their engines (httptools or h11; ngh2 or h2)."""
 
     http1: Build
     http2: Build
     http1_name: str = "httptools"
-
-    @property
-    def http2_name(self) -> str:
-        return "ngh2" if getattr(self.http2, "__module__", "") == "hello.wire.http2" else "h2"
+    http2_name: str = "ngh2"
 
 
 def choose_engines(http2_engine: str = "auto", http1_engine: str = "auto") -> Engines:
@@ -51,13 +51,22 @@ def choose_engines(http2_engine: str = "auto", http1_engine: str = "auto") -> En
     from hello.wire.h1 import H1Protocol
     from hello.wire.h1_parsers import parser_engine
 
-    http2: Build = http2_protocol(http2_engine) or h2.H2Protocol
+    http2: Build | None = http2_protocol(http2_engine)
+    http2_name = "ngh2" if http2 is not None else "h2"
+    if http2 is None:
+        http2 = h2.H2Protocol
     parser = parser_engine(http1_engine)
 
-    def http1(*args: Any) -> Any:
-        return H1Protocol(*args, parser=parser, fallback=lambda: h11.H11Protocol(*args))
+    def http1(served: Served, *args: Any) -> Any:
+        # After an Upgrade, Hypercorn's h11 protocol: the stack as Hypercorn calls it.
+        *common, _ = args  # the writer, which Hypercorn's protocol finds itself
 
-    return Engines(http1, http2, parser.name)
+        def upgraded() -> Any:
+            return h11.H11Protocol(served.wrapped, *common)
+
+        return H1Protocol(served, *args, parser=parser, fallback=upgraded)
+
+    return Engines(http1, http2, parser.name, http2_name)
 
 
 def http2_protocol(engine: str) -> type | None:
@@ -103,8 +112,8 @@ class Protocols:
     def __init__(
         self,
         engines: Engines,
-        app: AppWrapper,
-        config: Config,
+        served: Served,
+        config: HypercornConfig,
         context: WorkerContext,
         task_group: TaskGroup,
         state: ConnectionState,
@@ -112,10 +121,11 @@ class Protocols:
         client: tuple[str, int] | None,
         server: tuple[str, int] | None,
         send: Callable[[Event], Awaitable[None]],
+        writer: asyncio.StreamWriter | None,
         alpn_protocol: str | None,
     ) -> None:
         self.engines = engines
-        self.args = (app, config, context, task_group, state, ssl, client, server, send)
+        self.args = (served, config, context, task_group, state, ssl, client, server, send, writer)
         build = engines.http2 if alpn_protocol == "h2" else engines.http1
         self.protocol: Any = build(*self.args)
 

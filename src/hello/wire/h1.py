@@ -20,15 +20,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
-from hypercorn.app_wrappers import ASGIWrapper
-from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
-from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
+from hypercorn.typing import ConnectionState, TaskGroup, WorkerContext
 
-from hello.stack.hsts import Hsts
+from hello.wire.config import HypercornConfig
+from hello.wire.driver import Driver, Served
 from hello.wire.exchange import http_scope
 from hello.wire.h1_cycle import REASONS, Cycle
 from hello.wire.h1_parsers import ParserEngine, parser_engine
@@ -46,13 +44,13 @@ from hello.wire.reading import Meter, Reading
 Fallback = Callable[[], Any]  # builds Hypercorn's h11 protocol for this connection
 
 
-class H1Protocol:
+class H1Protocol(Driver):
     """Hypercorn's HTTP/1.1 protocol interface, on httptools or h11."""
 
     def __init__(
         self,
-        app: AppWrapper,
-        config: Config,
+        served: Served,
+        config: HypercornConfig,
         context: WorkerContext,
         task_group: TaskGroup,
         connection_state: ConnectionState,
@@ -60,15 +58,14 @@ class H1Protocol:
         client: tuple[str, int] | None,
         server: tuple[str, int] | None,
         send: Callable[[Event], Awaitable[None]],
+        writer: asyncio.StreamWriter | None = None,
         *,
         parser: ParserEngine | None = None,
         fallback: Fallback | None = None,
     ) -> None:
-        self.app: Any = app  # an ASGI app wrapped by Hypercorn: (scope, receive, send, ...)
-        self.asgi = http1_app(app)  # the same app, called directly where it can be
-        # hello's HypercornConfig (server/hypercorn_config.py): Hypercorn's Config, and the
-        # response_lines the cycles write.
-        self.config: Any = config
+        # The app under the stack's outer layers, whose work this protocol does (stack/build.py).
+        self.asgi = served.stack.http1
+        self.config = config
         self.context = context
         self.task_group = task_group
         self.connection_state = connection_state
@@ -77,12 +74,7 @@ class H1Protocol:
         self.client = client
         self.server = server
         self.send = send
-        # The connection's StreamWriter, when Hypercorn's TCPServer is the one sending.
-        owner = getattr(send, "__self__", None)
-        writer = getattr(owner, "writer", None)
-        self.writer: asyncio.StreamWriter | None = (
-            writer if isinstance(writer, asyncio.StreamWriter) else None
-        )
+        self.writer = writer  # the connection's, for writes before reading_directly
         self.fallback = fallback
         self.delegate: Any = None  # Hypercorn's h11 protocol, once an upgrade needs it
         self.engine = engine = parser or parser_engine()
@@ -104,9 +96,7 @@ class H1Protocol:
         self.cycle: Cycle | None = None  # the cycle the app is answering
         self.requests = 0
         self.closed = False
-        self.loop = loop = asyncio.get_running_loop()
-        self.sync_spawn = partial(loop.run_in_executor, None)
-        self.call_soon = partial(run_from_thread, loop)
+        self.loop = asyncio.get_running_loop()
         self.idle_since: float | None = None  # keep-alive: when the last response ended
         self.idle_timer: asyncio.TimerHandle | None = None
 
@@ -355,10 +345,7 @@ class H1Protocol:
             # Hypercorn's idle task bounds the first request head (and lingers at shutdown);
             # after it, this protocol keeps its own timer: no task per request.
             await self.send(Updated(idle=False))
-        if self.asgi is not None:
-            await cycle.serve(self.asgi, (), self.config.log)
-        else:
-            await cycle.serve(self.app, (self.sync_spawn, self.call_soon), self.config.log)
+        await cycle.serve(self.asgi, (), self.config.log)
         await self._finished(cycle)
 
     async def _finished(self, cycle: Cycle) -> None:
@@ -459,30 +446,3 @@ class H1Protocol:
         for cycle in (self.cycle, self.parsing, *self.queue):
             if cycle is not None:
                 cycle.gone()
-
-
-def http1_app(app: Any) -> Any:
-    """The ASGI app to call for HTTP/1.1 requests, or None to call ``app`` as Hypercorn does.
-
-    Hypercorn wraps the app (``ASGIWrapper``) to pass two more arguments that an ASGI app
-    ignores; and hello's stack says, as ``http1``, which app its outer layers hand HTTP/1.1
-    requests to unchanged (stack/build.py). Each layer skipped is a call less a request."""
-    if type(app) is not ASGIWrapper:
-        return None
-    inner = app.app
-    return getattr(inner, "http1", inner)
-
-
-def without_hsts(app: Any) -> tuple[Any, tuple[bytes, bytes] | None]:
-    """``app`` without an outermost HSTS layer (stack/hsts.py), and the header that layer adds
-    to responses over TLS (None if there is no such layer), for a protocol that adds it
-    itself: a wrapped ``send`` less a request."""
-    if type(app) is Hsts:
-        return app.app, app.header
-    return app, None
-
-
-def run_from_thread(loop: asyncio.AbstractEventLoop, func: Callable[..., Any], *args: Any) -> Any:
-    """Hypercorn's ``call_soon`` for WSGI-style apps: run ``func`` on ``loop`` from a thread."""
-    future = asyncio.run_coroutine_threadsafe(func(*args), loop)
-    return future.result()

@@ -27,7 +27,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Lines(Protocol):
-    """What a cycle needs of the server's configuration (server/hypercorn_config.py)."""
+    """What a cycle needs of the server's configuration (wire/config.py)."""
 
     def response_lines(self, protocol: str) -> bytes: ...
 

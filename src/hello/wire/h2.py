@@ -39,7 +39,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import priority.priority
-from h2.connection import ConnectionState
+from h2.connection import ConnectionState as H2State
+from h2.stream import StreamState
 from hypercorn.events import Closed, Event, Updated
 from hypercorn.protocol.events import (
     Body,
@@ -57,12 +58,22 @@ from hypercorn.protocol.h2 import BUFFER_HIGH_WATER, StreamBuffer
 from hypercorn.protocol.h2 import H2Protocol as _HypercornH2Protocol
 from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.protocol.ws_stream import WSStream
-from hypercorn.typing import AppWrapper, ASGIReceiveCallable, ASGISendEvent, Scope
+from hypercorn.typing import (
+    AppWrapper,
+    ASGIReceiveCallable,
+    ASGISendEvent,
+    ConnectionState,
+    Scope,
+    TaskGroup,
+    WorkerContext,
+)
 from hypercorn.utils import filter_pseudo_headers, suppress_body
 from hyperframe.frame import GoAwayFrame
 
 from hello.files.reading import read_at
 from hello.heads import CONNECTION_SPECIFIC, ResponseError, check_head, check_length
+from hello.wire.config import HypercornConfig
+from hello.wire.driver import Driver, Served
 from hello.wire.h2_headers import UnindexedEncoder
 from hello.wire.policy import (
     CONNECTION_WINDOW,
@@ -74,6 +85,7 @@ from hello.wire.policy import (
 )
 
 log = logging.getLogger("hello")
+_REMOTE_OPEN = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 
 END_STREAM_WAIT = 1.0  # seconds a closing connection waits for its last END_STREAM
 DEFAULT_WINDOW = 65535
@@ -82,7 +94,7 @@ RESET_WINDOW = 10.0
 HeadsEvent = Response | InformationalResponse | Trailers
 
 
-class H2Protocol(_HypercornH2Protocol):
+class H2Protocol(Driver, _HypercornH2Protocol):
     _resets: deque[float] | None = None
     _going_away = False  # GOAWAY sent: the worker is shutting down
     _goaway_due: asyncio.TimerHandle | None = None  # GOAWAY after SHUTDOWN_GOAWAY_WAIT
@@ -90,12 +102,25 @@ class H2Protocol(_HypercornH2Protocol):
     _write_due = False  # a write of ``_out`` is scheduled
     _requests = 0  # streams taken (Hypercorn's own count is kept at 0: see _create_stream)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        served: Served,
+        config: HypercornConfig,
+        context: WorkerContext,
+        task_group: TaskGroup,
+        connection_state: ConnectionState,
+        ssl: bool,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        send: Callable[[Event], Awaitable[None]],
+        writer: asyncio.StreamWriter | None = None,
+    ) -> None:
+        super().__init__(
+            served.wrapped, config, context, task_group, connection_state, ssl, client, server, send
+        )
         # Frames go straight to the transport, those of one turn of the loop in one write
-        # (see _flush), when Hypercorn's TCPServer is the one sending.
-        writer = getattr(getattr(self.send, "__self__", None), "writer", None)
-        self._writer = writer if isinstance(writer, asyncio.StreamWriter) else None
+        # (see _flush), when hello's connection is the one sending.
+        self._writer = writer
         self._out = bytearray()
         self._loop = asyncio.get_running_loop()
         self._lengths: dict[int, list[int]] = {}  # stream: [its Content-Length, bytes given]
@@ -113,6 +138,16 @@ class H2Protocol(_HypercornH2Protocol):
         values = {codes(code): value for code, value in self.connection.local_settings.items()}
         values[codes.INITIAL_WINDOW_SIZE] = STREAM_WINDOW
         self.connection.local_settings = h2.settings.Settings(client=False, initial_values=values)
+
+    @property
+    def busy(self) -> bool:
+        return not self.idle
+
+    @property
+    def awaiting_body(self) -> bool:
+        """Whether a stream's request is still open: its client owes body bytes."""
+        streams = self.connection.streams.values()
+        return any(stream.state_machine.state in _REMOTE_OPEN for stream in streams)
 
     def release(self) -> None:
         """The connection has ended (tcp.Connection._release): break the cycles this
@@ -264,7 +299,7 @@ class H2Protocol(_HypercornH2Protocol):
         ("Max outbound streams is 0") for that long, and scripts/soak lost 2,255 uploads in 4
         minutes of reloads once a minute. The frame is written beside h2's state machine,
         which after its own GOAWAY would refuse the responses still due."""
-        if self._going_away or self.connection.state_machine.state == ConnectionState.CLOSED:
+        if self._going_away or self.connection.state_machine.state == H2State.CLOSED:
             return
         self._going_away = True
         frame = GoAwayFrame(0)

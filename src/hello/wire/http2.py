@@ -28,17 +28,16 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 import ngh2
-from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
-from hypercorn.typing import AppWrapper, ConnectionState, TaskGroup, WorkerContext
+from hypercorn.typing import ConnectionState, TaskGroup, WorkerContext
 
 from hello.heads import CONNECTION_SPECIFIC
+from hello.wire.config import HypercornConfig
+from hello.wire.driver import Driver, Served
 from hello.wire.exchange import http_scope
-from hello.wire.h1 import http1_app, run_from_thread, without_hsts
 from hello.wire.http2_gate import FrameGate
 from hello.wire.http2_stream import Stream
 from hello.wire.policy import (
@@ -62,13 +61,13 @@ UPGRADE_DROPPED = CONNECTION_SPECIFIC | {b"http2-settings", b"te"}
 METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
 
 
-class H2Protocol:
+class H2Protocol(Driver):
     """Hypercorn's HTTP/2 protocol interface, on libnghttp2."""
 
     def __init__(
         self,
-        app: AppWrapper,
-        config: Config,
+        served: Served,
+        config: HypercornConfig,
         context: WorkerContext,
         task_group: TaskGroup,
         connection_state: ConnectionState,
@@ -76,28 +75,26 @@ class H2Protocol:
         client: tuple[str, int] | None,
         server: tuple[str, int] | None,
         send: Callable[[Event], Awaitable[None]],
+        writer: asyncio.StreamWriter | None = None,
     ) -> None:
-        self.app: Any = app
-        # The app under hello's outer layers, called directly; HSTS is added here.
-        self.asgi, hsts = without_hsts(http1_app(app))
-        self.config: Any = config  # hello's HypercornConfig, or Hypercorn's own
-        settings = getattr(config, "settings", None)
-        # The outer layers skipped answer 431 (stack/limits.py): so does this protocol.
-        self.head_limit: int | None = (
-            settings.max_header_size if settings is not None and self.asgi is not None else None
-        )
+        # The app under the stack's outer layers and HSTS, whose work this protocol does:
+        # the 431 of a head over --max-header-size, HSTS's header (stack/build.py).
+        stack = served.stack
+        self.asgi = stack.http2
+        self.head_limit = stack.max_header_size
+        self.config = config
         self.context = context
         self.task_group = task_group
         self.connection_state = connection_state
         self.scheme = "https" if ssl else "http"
-        self.hsts = (hsts,) if hsts is not None and ssl else ()
+        self.hsts = (stack.hsts,) if stack.hsts is not None and ssl else ()
         self.client = client
         self.server = server
         self.send = send
-        writer = getattr(getattr(send, "__self__", None), "writer", None)
-        self.writer = writer if isinstance(writer, asyncio.StreamWriter) else None
+        self.writer = writer
+        self.wrapped = served.wrapped  # for WebSocket streams: Hypercorn's (ws.py)
         self.transport: asyncio.WriteTransport | None = (
-            self.writer.transport if self.writer is not None else None
+            writer.transport if writer is not None else None
         )
         self.reading: Reading | None = None
         self.conn = ngh2.Connection(
@@ -129,9 +126,7 @@ class H2Protocol:
         self.write_blocked = False
         self.requests = 0
         self.resets = 0  # streams the client has reset
-        self.loop = loop = asyncio.get_running_loop()
-        self.sync_spawn = partial(loop.run_in_executor, None)
-        self.call_soon = partial(run_from_thread, loop)
+        self.loop = asyncio.get_running_loop()
         self.idle_since: float | None = None
         self.terminated_at = 0.0  # loop time the worker's shutdown was first seen
         self.timer: asyncio.TimerHandle | None = None
@@ -390,13 +385,8 @@ class H2Protocol:
         elif expect is not None and expect.lower() == b"100-continue":
             stream.expect_continue = True
         self.streams[stream_id] = stream
-        if self.head_limit is not None and size + len(raw_path) > self.head_limit:
-            self.task_group.spawn(stream.serve, too_large, (), self.config.log)
-        elif self.asgi is not None:
-            self.task_group.spawn(stream.serve, self.asgi, (), self.config.log)
-        else:
-            extra = (self.sync_spawn, self.call_soon)
-            self.task_group.spawn(stream.serve, self.app, extra, self.config.log)
+        app = too_large if size + len(raw_path) > self.head_limit else self.asgi
+        self.task_group.spawn(stream.serve, app, (), self.config.log)
 
     def _stream_reset(self, stream_id: int) -> None:
         self.client_reset.add(stream_id)
@@ -528,10 +518,7 @@ class H2Protocol:
 
     def response_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         """The headers the server adds to every response (date, server, alt-svc, HSTS)."""
-        fields = getattr(self.config, "response_fields", None)  # hello's HypercornConfig
-        if fields is None:
-            return (*self.config.response_headers("h2"), *self.hsts)
-        headers: tuple[tuple[bytes, bytes], ...] = fields()
+        headers = self.config.response_fields()
         return headers + self.hsts if self.hsts else headers
 
     # --- the connection's end ---

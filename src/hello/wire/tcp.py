@@ -24,30 +24,28 @@ import gc
 import logging
 from collections.abc import Callable
 from ssl import SSLError
-from typing import Any
+from typing import Any, cast
 
 import h11
-from h2.stream import StreamState
 from hypercorn.asyncio.task_group import TaskGroup
 from hypercorn.asyncio.worker_context import AsyncioSingleTask, WorkerContext
-from hypercorn.config import Config
 from hypercorn.events import Closed, Event, RawData, Updated
-from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
-from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
+from hypercorn.typing import ConnectionState, LifespanState
 from hypercorn.typing import TaskGroup as AnyTaskGroup
 from hypercorn.utils import parse_socket_addr
 
 from hello.config import Settings
 from hello.tls.handshakes import HANDSHAKING
 from hello.wire.choice import Engines, Protocols
+from hello.wire.config import HypercornConfig
+from hello.wire.driver import Driver, Served
 from hello.wire.policy import DRAIN_IDLE
 
 log = logging.getLogger("hello")
 
 MAX_RECV = 64 * 1024  # bytes read at a time where the protocol does not read for itself
 CHECK_EVERY = 1.0  # seconds between looks at a connection that owes body bytes
-_REMOTE_OPEN = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 
 
 class IdleTimer(AsyncioSingleTask):
@@ -127,8 +125,8 @@ class Connection:
 
     def __init__(
         self,
-        app: AppWrapper,
-        config: Config,
+        served: Served,
+        config: HypercornConfig,
         settings: Settings,
         engines: Engines,
         context: WorkerContext,
@@ -136,7 +134,7 @@ class Connection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
-        self.app = app
+        self.served = served
         self.config = config
         self.settings = settings
         self.engines = engines
@@ -169,7 +167,7 @@ class Connection:
                 self._task_group = task_group
                 self.protocol = Protocols(
                     self.engines,
-                    self.app,
+                    self.served,
                     self.config,
                     self.context,
                     task_group,
@@ -178,6 +176,7 @@ class Connection:
                     client,
                     server,
                     self.protocol_send,
+                    self.writer,
                     alpn or "http/1.1",
                 )
                 await self.protocol.initiate()
@@ -200,9 +199,8 @@ class Connection:
         first, self._first = self._first, None
         last = wrapper.protocol if wrapper is not None else None
         for protocol in (first,) if last is first else (first, last):
-            release = getattr(protocol, "release", None)  # hello's protocols (h1, http2, h2)
-            if release is not None:
-                release()
+            if isinstance(protocol, Driver):
+                protocol.release()
 
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, RawData):
@@ -247,11 +245,13 @@ class Connection:
     async def _read_data(self) -> None:
         assert self.protocol is not None
         timeout = self.config.read_timeout
-        self._first = self.protocol.protocol
-        read_directly = getattr(self._first, "read_directly", None)  # h1, http2
-        if read_directly is not None:
-            self.reader = await read_directly(self.writer.transport, self.reader, self)
-            timeout = None  # this reader waits for the end only; reading.py reads the rest
+        self._first = first = self.protocol.protocol
+        if isinstance(first, Driver):
+            transport = cast(asyncio.Transport, self.writer.transport)
+            reader = await first.read_directly(transport, self.reader, self)
+            if reader is not None:
+                self.reader = reader
+                timeout = None  # this reader waits for the end only; reading.py reads the rest
         try:
             while not self.reader.at_eof():
                 self.waiting()
@@ -318,9 +318,8 @@ class Connection:
             pass
         else:
             protocol = self.protocol.protocol if self.protocol is not None else None
-            going_away = getattr(protocol, "shutting_down", None)  # http2.H2Protocol
-            if going_away is not None:
-                await going_away()  # HTTP/2: GOAWAY at once, so no new stream is lost
+            if isinstance(protocol, Driver):
+                await protocol.shutting_down()  # HTTP/2: GOAWAY, so no new stream is lost
             # Close only once nothing arrived for DRAIN_IDLE and no request is under way:
             # a request that did arrive is answered with Connection: close instead.
             while not self.reader.at_eof():
@@ -335,9 +334,8 @@ class Connection:
         if self.reader.at_eof() or self.protocol is None:
             return False
         protocol = self.protocol.protocol
-        busy = getattr(protocol, "busy", None)  # h1.H1Protocol says it
-        if isinstance(busy, bool):
-            return busy
+        if isinstance(protocol, Driver):
+            return protocol.busy
         if isinstance(protocol, H11Protocol):
             connection = protocol.connection
             if not isinstance(connection, h11.Connection):
@@ -354,17 +352,13 @@ class Connection:
         if self.protocol is None:
             return False
         protocol = self.protocol.protocol
-        awaiting = getattr(protocol, "awaiting_body", None)  # h1.H1Protocol says it
-        if isinstance(awaiting, bool):
-            return awaiting
-        if isinstance(protocol, H11Protocol):
+        if isinstance(protocol, Driver):
+            return protocol.awaiting_body
+        if isinstance(protocol, H11Protocol):  # after an Upgrade
             connection = protocol.connection
             return (
                 isinstance(connection, h11.Connection) and connection.their_state is h11.SEND_BODY
             )
-        if isinstance(protocol, H2Protocol):
-            streams = protocol.connection.streams.values()
-            return any(stream.state_machine.state in _REMOTE_OPEN for stream in streams)
         return False
 
     def _log_slow(self, rate: float, minimum: int) -> None:

@@ -47,7 +47,7 @@ class WebSocketStream:
         self.inbox: asyncio.Queue[Item] = asyncio.Queue()
         self.ended = False
         self.ws = WSStream(
-            engine.app,
+            engine.wrapped,
             engine.config,
             engine.context,
             engine.task_group,
