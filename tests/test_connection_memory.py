@@ -207,8 +207,7 @@ def test_an_ended_connection_is_freed_without_the_garbage_collector(
         assert server.watch_open() == CONNECTIONS
         assert len(server.seen) >= 2 * CONNECTIONS  # a connection and a protocol (or two) each
         engines = {name for name in server.alive() if name.endswith(".H2Protocol")}
-        module = {"ngh2": "hello.wire.http2", "h2": "hello.wire.h2"}[engine]
-        assert engines == ({f"{module}.H2Protocol"} if case != "http/1.1" else set())
+        assert engines == ({"hello.wire.http2.H2Protocol"} if case != "http/1.1" else set())
         for sock in sockets:
             sock.close()
         poll(lambda: server.watch_open() == 0, "the server sees every connection end", 10)

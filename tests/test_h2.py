@@ -21,10 +21,8 @@ import httpx
 import pytest
 from hpack import Decoder, HeaderTuple, NeverIndexedHeaderTuple
 from hypercorn.asyncio.task_group import TaskGroup
-from hypercorn.protocol.h2 import BUFFER_HIGH_WATER, BUFFER_LOW_WATER
 
 from hello.wire.h2_headers import UnindexedEncoder
-from hello.wire.policy import WRITE_HIGH_WATER
 from hello.wire.tcp import IdleTimer
 from tests.conftest import Certs, clean_environ
 from tests.h2client import H2Client, websocket_over_http2
@@ -105,9 +103,9 @@ def server(
 def test_concurrent_responses_arrive_whole_through_any_window(
     server: HelloProcess, certs: Certs, window: int
 ) -> None:
-    """Small bodies go out at once and large ones through Hypercorn's sending task, as the
-    client's flow-control window allows, and as fast as a client with small socket buffers
-    takes them (the server waits for it); on one connection, whole and each in order."""
+    """Small bodies go out at once and large ones as the client's flow-control window
+    allows, and as fast as a client with small socket buffers takes them (the server waits
+    for it); on one connection, whole and each in order."""
     with httpx.Client(verify=certs.client_context()) as plain:
         expected = {
             path: plain.get(server.url + path).content for path in ("/hello", "/files/big.bin")
@@ -127,65 +125,13 @@ def test_concurrent_responses_arrive_whole_through_any_window(
         assert bodies[stream_id] == expected[path], path
 
 
-@pytest.mark.parametrize("http2_engine", ["h2"], indirect=True)  # its sending task's race
-def test_a_stream_ends_while_the_sending_task_waits_on_its_last_chunk(
-    server: HelloProcess, certs: Certs
-) -> None:
-    """The end of a response whose last chunk Hypercorn's sending task is still writing (it
-    waits for the client to take what is queued) goes through that task, not at once: ended
-    under it, the stream's buffer would vanish under the task, which then fails, and every
-    later response that needs it never comes.
-
-    To get there: one frame of 8 MiB fills the kernel's buffers (the client reads nothing
-    until the end), so TLS holds what is written next, and says how much; a pad, sent by the
-    apps' own tasks, stays just under TLS's high water. Then two tails of 32 KiB each, queued
-    for the sending task, which takes them in frames of 20,000 bytes, turn about; the last
-    frame (under Hypercorn's low water, so its app may go on) brings what is due past
-    wire/h2.py's high water: written at once, it passes TLS's too, and the task waits for
-    the client while that app sends its end."""
-    fill, frame = 8 * 1024 * 1024, 20000
-    pad = (asyncio.constants.FLOW_CONTROL_HIGH_WATER_SSL_WRITE - 32) * 1024  # uvloop's too
-    tail, last = BUFFER_HIGH_WATER, BUFFER_HIGH_WATER - frame
-    assert last < BUFFER_LOW_WATER
-    assert 2 * (frame + 9) + last + 9 < WRITE_HIGH_WATER <= 2 * (frame + 9 + last + 9)
-    client = H2Client(server, certs, receive_buffer=4096)
-    # h2 applies an acknowledgement to the oldest change of each setting, not to the frame
-    # it answers: the first is read before the settings change.
-    next(e for e in client.events() if isinstance(e, h2.events.SettingsAcknowledged))
-    codes = h2.settings.SettingCodes
-    client.conn.update_settings({codes.INITIAL_WINDOW_SIZE: 2 * fill, codes.MAX_FRAME_SIZE: fill})
-    client.conn.increment_flow_control_window(2 * fill - 65535)
-    sizes = {1: fill, 3: pad, 5: tail, 7: tail, 9: 1024 * 1024}
-    with httpx.Client(verify=certs.client_context(), timeout=10) as plain:
-
-        def until_ending(*stream_ids: int) -> None:
-            for stream_id in stream_ids:
-                response = plain.get(f"{server.url}/s/ending/{stream_id}")
-                assert response.status_code == 200
-
-        client.request(1, f"/s/send/1?size={fill}&chunk={fill}")
-        until_ending(1)
-        client.conn.update_settings({codes.MAX_FRAME_SIZE: frame})
-        client.request(3, f"/s/send/3?size={pad}&chunk=16384")  # each chunk one frame
-        until_ending(3)
-        for stream_id in (5, 7):  # both in one write, so both are queued before the task runs
-            path = f"/s/send/{stream_id}?size={tail}&chunk={tail}"
-            client.request(stream_id, path, flush=False)
-        client.flush()
-        until_ending(5, 7)
-    client.request(9, f"/s/send/9?size={sizes[9]}&chunk={sizes[9]}")  # needs the sending task
-    _, bodies = client.read_all(sizes)
-    client.sock.close()
-    assert {stream_id: len(body) for stream_id, body in bodies.items()} == sizes
-
-
 def test_a_response_is_queued_only_as_fast_as_the_client_takes_it(
     server: HelloProcess, certs: Certs
 ) -> None:
-    """An app's chunk is queued in pieces, each once the one before has been sent, so an
-    app's send returns only when (nearly) all of it has gone: a client that grants no window
-    cannot make the server queue whole response bodies. Here the client grants 256 KiB at a
-    time and, each time it has that much, asks whether the app has got past its 8 MiB send."""
+    """An app's send returns only when (nearly) all of it has gone: a client that grants no
+    window cannot make the app go on and queue more response bodies. Here the client grants
+    256 KiB at a time and, each time it has that much, asks whether the app has got past its
+    8 MiB send."""
     size, step = 8 * 1024 * 1024, 256 * 1024
     client = H2Client(server, certs)
     next(e for e in client.events() if isinstance(e, h2.events.SettingsAcknowledged))
@@ -208,11 +154,11 @@ def test_a_response_is_queued_only_as_fast_as_the_client_takes_it(
                 if isinstance(event, h2.events.DataReceived):
                     received += len(event.data)
     client.sock.close()
-    # The app gets past its send once all but its last piece (32 KiB) has been sent; the
-    # client asks only once it has taken all it granted, so nothing sent is in flight.
+    # The app gets past its send once the engine has framed all of it, which the windows
+    # allow only as the client grants them: at the client's last grant at the earliest.
     assert states[-1] == (size, "ending")
     first = next(at for at, state in states if state == "ending")
-    assert first >= size - BUFFER_HIGH_WATER, states
+    assert first >= size - step, states
 
 
 def test_the_idle_timer_is_restarted_and_stopped_without_waiting_on_the_loop() -> None:

@@ -1,6 +1,5 @@
 """HTTP's rules for a response an app gives, shared by every path that writes one: the
-exchange of hello's protocols (wire/exchange.py), the h2 engine (wire/h2.py) and the WSGI
-bridge.
+exchange of hello's protocols (wire/exchange.py) and the WSGI bridge.
 
 h11 refuses a response head it cannot write faithfully (a header name that is not a token, a
 value with CR, LF or NUL, an unparsable Content-Length) and a body longer or shorter than its

@@ -34,7 +34,7 @@ from hello.server.worker import Worker, serve, uvloop_module
 from hello.stack.build import Stack, build_stack, own_routes, route_prefixes
 from hello.stack.insecure import InsecureGate
 from hello.tls import create_ssl_context
-from hello.wire.choice import http2_protocol
+from hello.wire.http2_engines import http2_engine
 
 log = logging.getLogger("hello")
 
@@ -114,7 +114,7 @@ def require(settings: Settings) -> None:
             f"{settings.describe('loop')}: uvloop is not installed here; install hello with "
             "the uvloop extra (pip install '.[uvloop]' in its checkout) or use --loop asyncio"
         )
-    http2_protocol(settings.http2_engine)  # ngh2, when asked for, must import
+    http2_engine(settings.http2_engine)  # ngh2, when asked for, must import
     if settings.acme or settings.self_signed:
         _require_writable(settings)
     if settings.tls:

@@ -12,9 +12,9 @@
   engines, httptools (llhttp), or h11 where httptools cannot be imported; ``h1_rules``: what
   RFC 9112 asks of a request beyond what the parsers check.
 - ``h11``: Hypercorn's h11 protocol, where h1 hands a connection over (Upgrade, h2c).
-- ``http2``, ``http2_stream``, ``ws``: HTTP/2 on libnghttp2 (ngh2), WebSocket over it.
-- ``h2``, ``h2_headers``: HTTP/2 where ngh2 is not used: Hypercorn's protocol on h2, fixed
-  and made lighter.
+- ``http2``, ``http2_stream``, ``http2_gate``, ``ws``: HTTP/2, WebSocket over it.
+- ``http2_engines``, ``h2_engine``, ``h2_headers``: HTTP/2's engines, ngh2, or h2 behind
+  ngh2's interface where ngh2 is not used, its response headers without HPACK's table.
 - ``quic``: HTTP/3's UDP server, stopped promptly at shutdown.
 
 hello's worker loop (server/serve.py) builds its connections and protocols itself, and

@@ -24,7 +24,6 @@ from hypercorn.events import Event, RawData
 from hypercorn.protocol.h11 import H2CProtocolRequiredError, H2ProtocolAssumedError
 from hypercorn.typing import ConnectionState, TaskGroup, WorkerContext
 
-from hello.errors import ConfigError
 from hello.wire.config import HypercornConfig
 from hello.wire.driver import Served
 
@@ -47,15 +46,14 @@ def choose_engines(http2_engine: str = "auto", http1_engine: str = "auto") -> En
     """The engines for ``--http2-engine`` (ngh2, h2, or auto: ngh2 where it imports; a
     ConfigError for ngh2 where it cannot be imported) and for HTTP/1.1 (httptools where it
     imports, or h11)."""
-    from hello.wire import h2, h11
+    from hello.wire import h11
     from hello.wire.h1 import H1Protocol
     from hello.wire.h1_parsers import parser_engine
+    from hello.wire.http2 import H2Protocol
+    from hello.wire.http2_engines import http2_engine as engine_for
 
-    http2: Build | None = http2_protocol(http2_engine)
-    http2_name = "ngh2" if http2 is not None else "h2"
-    if http2 is None:
-        http2 = h2.H2Protocol
     parser = parser_engine(http1_engine)
+    engine = engine_for(http2_engine)
 
     def http1(served: Served, *args: Any) -> Any:
         # After an Upgrade, Hypercorn's h11 protocol: the stack as Hypercorn calls it.
@@ -66,21 +64,10 @@ def choose_engines(http2_engine: str = "auto", http1_engine: str = "auto") -> En
 
         return H1Protocol(served, *args, parser=parser, fallback=upgraded)
 
-    return Engines(http1, http2, parser.name, http2_name)
+    def http2(*args: Any) -> Any:
+        return H2Protocol(*args, engine=engine)
 
-
-def http2_protocol(engine: str) -> type | None:
-    """hello's HTTP/2 protocol on ngh2 for ``engine``, or None for the one on h2 (h2, or auto
-    where ngh2 cannot be imported); ConfigError for ngh2 where it is missing."""
-    if engine == "h2":
-        return None
-    try:
-        from hello.wire.http2 import H2Protocol
-    except ImportError as error:
-        if engine == "ngh2":
-            raise ConfigError(f"--http2-engine ngh2: {error}; install ngh2 or choose h2") from None
-        return None
-    return H2Protocol
+    return Engines(http1, http2, parser.name, engine.name)
 
 
 def engines() -> list[tuple[str, str, str | None]]:

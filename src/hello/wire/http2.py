@@ -1,15 +1,17 @@
-"""HTTP/2 for Hypercorn on libnghttp2 (ngh2), the engine behind curl's and Apache's HTTP/2.
+"""HTTP/2: one driver over an engine, libnghttp2 (ngh2, the engine behind curl's and Apache's
+HTTP/2) or, where ngh2 cannot be imported or ``--http2-engine h2`` asks, the pure-Python h2
+behind ngh2's interface (h2_engine.py; http2_engines.py chooses).
 
-Hypercorn's HTTP/2 protocol runs framing, HPACK and flow control in the pure-Python h2
-library and each request through its generic stream layer: about 100 µs of server time an
-exchange, where libnghttp2 takes about 3. This protocol has the interface Hypercorn's
-``ProtocolWrapper`` builds for a connection that negotiated h2 (TLS ALPN, h2c by Upgrade or
-with prior knowledge) and speaks ASGI to the app directly, as h1.py does for HTTP/1.1: each
-request is a ``Stream`` (http2_stream.py) and a task running the app; served by hello's
-TCPServer, the connection is read in ``data_received`` (reading.py), and what the engine has
-to send goes to the transport once per turn of the loop.
+Hypercorn's HTTP/2 protocol runs framing, HPACK and flow control in h2 and each request through
+its generic stream layer: about 100 µs of server time an exchange, where libnghttp2 takes
+about 3. This protocol has the interface of Hypercorn's protocols, built for a connection that
+negotiated h2 (TLS ALPN, h2c by Upgrade or with prior knowledge), and speaks ASGI to the app
+directly through the exchange (exchange.py, framed for HTTP/2 in http2_stream.py): each
+request is a ``Stream`` and a task running the app; the connection is read in
+``data_received`` (reading.py), and what the engine has to send goes to the transport once
+per turn of the loop.
 
-What libnghttp2 does itself: every check RFC 9113 asks of frames and of requests
+What the engine does itself: every check RFC 9113 asks of frames and of requests
 (pseudo-headers, connection-specific fields, Content-Length against DATA), HPACK with its
 limits, SETTINGS and PING answers, and the defences against floods of resets (CVE-2023-44487),
 SETTINGS, PINGs and CONTINUATIONs, each answered with GOAWAY. What is hello's: the windows
@@ -17,9 +19,6 @@ SETTINGS, PINGs and CONTINUATIONs, each answered with GOAWAY. What is hello's: t
 431 for a head over ``--max-header-size``, the response checks of heads.py, GOAWAY at a
 worker's shutdown and after ``keep_alive_max_requests`` streams, the idle timeout, and
 WebSocket over HTTP/2 (RFC 8441, through Hypercorn's WebSocket stream: ws.py).
-
-Where ngh2 cannot be imported, or with ``--http2-engine h2``, Hypercorn's protocol (h2.py)
-serves HTTP/2 instead.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import ngh2
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.typing import ConnectionState, TaskGroup, WorkerContext
 
@@ -38,6 +36,7 @@ from hello.heads import CONNECTION_SPECIFIC
 from hello.wire.config import HypercornConfig
 from hello.wire.driver import Driver, Served
 from hello.wire.exchange import http_scope
+from hello.wire.http2_engines import Engine, ErrorCode, SettingCodes
 from hello.wire.http2_gate import FrameGate
 from hello.wire.http2_stream import Stream
 from hello.wire.policy import (
@@ -62,7 +61,7 @@ METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELET
 
 
 class H2Protocol(Driver):
-    """Hypercorn's HTTP/2 protocol interface, on libnghttp2."""
+    """Hypercorn's HTTP/2 protocol interface, on libnghttp2 or h2."""
 
     def __init__(
         self,
@@ -76,6 +75,8 @@ class H2Protocol(Driver):
         server: tuple[str, int] | None,
         send: Callable[[Event], Awaitable[None]],
         writer: asyncio.StreamWriter | None = None,
+        *,
+        engine: Engine,
     ) -> None:
         # The app under the stack's outer layers and HSTS, whose work this protocol does:
         # the 431 of a head over --max-header-size, HSTS's header (stack/build.py).
@@ -97,19 +98,14 @@ class H2Protocol(Driver):
             writer.transport if writer is not None else None
         )
         self.reading: Reading | None = None
-        self.conn = ngh2.Connection(
-            ngh2.Role.SERVER,
-            ngh2.Configuration(
-                auto_window_update=False,
-                max_inbound_header_list_size=config.h2_max_header_list_size,
-                stream_reset_rate_limit=(RESET_BURST, RESET_RATE),
-            ),
-        )
+        self.engine = engine
+        self.errors = engine.error
+        self.conn: Any = engine.connect(config.h2_max_header_list_size, (RESET_BURST, RESET_RATE))
         self.local_settings = {
-            ngh2.Setting.MAX_CONCURRENT_STREAMS: config.h2_max_concurrent_streams,
-            ngh2.Setting.MAX_HEADER_LIST_SIZE: config.h2_max_header_list_size,
-            ngh2.Setting.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-            ngh2.Setting.ENABLE_CONNECT_PROTOCOL: 1,
+            SettingCodes.MAX_CONCURRENT_STREAMS: config.h2_max_concurrent_streams,
+            SettingCodes.MAX_HEADER_LIST_SIZE: config.h2_max_header_list_size,
+            SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+            SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,
         }
         self.gate = FrameGate(self)
         self.client_reset: set[int] = set()  # streams the client reset, until they close
@@ -195,10 +191,11 @@ class H2Protocol(Driver):
 
     def release(self) -> None:
         """The connection has ended (tcp.Connection._release): break the cycles with
-        the frame gate and the reader (nothing feeds them once the connection is closed).
-        Called once."""
+        the frame gate and the reader (nothing feeds them once the connection is closed), and
+        the engine's own. Called once."""
         del self.gate
         self.reading = None
+        self.engine.release(self.conn)
 
     async def read_directly(
         self, transport: asyncio.Transport, reader: asyncio.StreamReader, meter: Meter | None
@@ -234,11 +231,11 @@ class H2Protocol(Driver):
             return False
         try:
             self.conn.receive_data(data)
-        except ngh2.ConnectionStateError:
+        except self.engine.state_error:
             if self.lingers:  # after hello's GOAWAY (DRAIN_IDLE): what comes is dropped
                 return False
             raise
-        except ngh2.NGH2Error as error:
+        except self.engine.error as error:
             # A flood or a fatal violation: the engine's GOAWAY, where it made one, then
             # the close.
             log.info("closing an HTTP/2 connection from %s: %s", self._peer(), error)
@@ -262,7 +259,7 @@ class H2Protocol(Driver):
             block = b"\x08\x03431"
             head = len(block).to_bytes(3, "big") + b"\x01\x05" + stream_id.to_bytes(4, "big")
             transport.write(head + block)
-        self.fail(ngh2.ErrorCode.NO_ERROR)
+        self.fail(ErrorCode.NO_ERROR)
 
     def fail(self, code: int, why: str = "") -> None:
         """End the connection for a violation the gate found: GOAWAY ``code``, then close."""
@@ -271,15 +268,26 @@ class H2Protocol(Driver):
         self.failed = True
         try:
             self.conn.terminate_connection(code)
-        except ngh2.NGH2Error:
+        except self.engine.error:
             pass
         self._close_now()
 
     # --- the engine's events ---
 
-    def _handle(self, events: list[ngh2.Event]) -> None:
+    def _handle(self, events: list[Any]) -> None:
+        (
+            DataReceived,
+            RequestReceived,
+            StreamClosed,
+            StreamReset,
+            TrailersReceived,
+            ConnectionClosed,
+            WindowUpdated,
+            SettingsReceived,
+            GoAwayReceived,
+        ) = self.engine.events
         for event in events:
-            if isinstance(event, ngh2.DataReceived):
+            if isinstance(event, DataReceived):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
                     stream.received(event.data, event.end_stream)
@@ -287,18 +295,18 @@ class H2Protocol(Driver):
                     self.sockets[event.stream_id].received(event.data, event.end_stream)
                 elif event.data:  # for a stream already answered: its bytes are given back
                     self.conn.acknowledge_received_data(len(event.data), event.stream_id)
-            elif isinstance(event, ngh2.RequestReceived):
+            elif isinstance(event, RequestReceived):
                 self._request(event.stream_id, event.headers, event.end_stream)
-            elif isinstance(event, ngh2.StreamClosed):
+            elif isinstance(event, StreamClosed):
                 self._stream_closed(event.stream_id, event.error_code)
-            elif isinstance(event, ngh2.StreamReset):
+            elif isinstance(event, StreamReset):
                 self._stream_reset(event.stream_id)
-            elif isinstance(event, ngh2.TrailersReceived):
+            elif isinstance(event, TrailersReceived):
                 if (stream := self.streams.get(event.stream_id)) is not None:
                     stream.end_body()
                 elif event.stream_id in self.sockets:
                     self.sockets[event.stream_id].received(b"", True)
-            elif isinstance(event, ngh2.ConnectionClosed):
+            elif isinstance(event, ConnectionClosed):
                 if not event.error_code and self.lingers:
                     # libnghttp2 is done once its GOAWAY is out and no stream is open; the
                     # transport stays DRAIN_IDLE longer all the same (see DRAIN_IDLE).
@@ -320,11 +328,11 @@ class H2Protocol(Driver):
                         code,
                         reason,
                     )
-            elif isinstance(event, ngh2.WindowUpdated):
+            elif isinstance(event, WindowUpdated):
                 self._window_opened(event.stream_id)
-            elif isinstance(event, ngh2.SettingsReceived):
+            elif isinstance(event, SettingsReceived):
                 self._window_opened(0)  # SETTINGS_INITIAL_WINDOW_SIZE may have grown
-            elif isinstance(event, ngh2.GoAwayReceived):
+            elif isinstance(event, GoAwayReceived):
                 self.going_away = self.client_went_away = True
 
     def _request(self, stream_id: int, headers: Any, end: bool) -> None:
@@ -530,8 +538,8 @@ class H2Protocol(Driver):
             return
         self.going_away = True
         try:
-            self.conn.send_goaway(ngh2.ErrorCode.NO_ERROR)
-        except ngh2.NGH2Error:
+            self.conn.send_goaway(ErrorCode.NO_ERROR)
+        except self.engine.error:
             pass
         if self.idle_since is not None:
             self.idle_since = self.loop.time()  # DRAIN_IDLE counts from the GOAWAY
@@ -540,8 +548,8 @@ class H2Protocol(Driver):
     def _finish(self) -> None:
         """All streams are done: the final GOAWAY, then the close."""
         try:
-            self.conn.terminate_connection(ngh2.ErrorCode.NO_ERROR)
-        except ngh2.NGH2Error:
+            self.conn.terminate_connection(ErrorCode.NO_ERROR)
+        except self.engine.error:
             pass
         self.closing = True
         self.want_write()
@@ -553,7 +561,7 @@ class H2Protocol(Driver):
         if transport is not None and not transport.is_closing():
             try:
                 data = self.conn.data_to_send()
-            except ngh2.NGH2Error:
+            except self.engine.error:
                 data = b""
             if data:
                 transport.write(data)
@@ -604,7 +612,7 @@ class H2Protocol(Driver):
 
 def _code_name(code: int) -> str:
     try:
-        return ngh2.ErrorCode(code).name
+        return ErrorCode(code).name
     except ValueError:
         return hex(code)
 

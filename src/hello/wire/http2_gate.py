@@ -21,9 +21,9 @@ tests/test_wire.py checks two of them.
 from __future__ import annotations
 
 import struct
-from typing import Protocol
+from typing import Any, Protocol
 
-import ngh2
+from hello.wire.http2_engines import ErrorCode
 
 PREFACE = 24  # the client's connection preface: bytes before the first frame
 HEAD = 9  # a frame header
@@ -42,7 +42,8 @@ BLOCK_LIMIT = 64 * 1024
 class Engine(Protocol):
     """What the gate needs of its connection (http2.H2Protocol)."""
 
-    conn: ngh2.Connection
+    conn: Any  # the engine's connection (http2_engines.py)
+    errors: type[Exception]  # what its calls raise
 
     def engine_feed(self, data: bytes | memoryview) -> bool: ...  # False: connection ended
 
@@ -112,9 +113,7 @@ class FrameGate:
                 start = position
                 payload = int.from_bytes(data[position + HEAD : position + HEAD + 4], "big")
                 if kind == PRIORITY and length == 5 and payload & MAX_WINDOW == stream_id:
-                    engine.fail(
-                        ngh2.ErrorCode.PROTOCOL_ERROR, f"stream {stream_id} depends on itself"
-                    )
+                    engine.fail(ErrorCode.PROTOCOL_ERROR, f"stream {stream_id} depends on itself")
                     return
                 if kind == WINDOW_UPDATE and length == 4 and self._overflows(stream_id, payload):
                     start = end  # the frame is dropped; the stream is reset instead
@@ -123,7 +122,7 @@ class FrameGate:
                         return
                     start = end
             elif kind == PRIORITY and not stream_id:
-                engine.fail(ngh2.ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0")
+                engine.fail(ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0")
                 return
             position = end
         if position > size:  # the rest of this frame's payload comes in later reads
@@ -175,14 +174,14 @@ class FrameGate:
         closed_by_client = self.closed.get(stream_id)
         what = "DATA" if kind == DATA else "HEADERS"
         if closed_by_client:
-            engine.fail(ngh2.ErrorCode.STREAM_CLOSED, f"{what} on stream {stream_id}, closed")
+            engine.fail(ErrorCode.STREAM_CLOSED, f"{what} on stream {stream_id}, closed")
             return False
         if kind == HEADERS and closed_by_client is None and stream_id & 1:
             if stream_id > self.highest:
                 self.highest = stream_id
                 return True
             why = f"HEADERS opening stream {stream_id}, below stream {self.highest}"
-            engine.fail(ngh2.ErrorCode.PROTOCOL_ERROR, why)
+            engine.fail(ErrorCode.PROTOCOL_ERROR, why)
             return False
         return True  # a stream this side reset, or one the engine judges itself
 
@@ -194,9 +193,9 @@ class FrameGate:
             return False
         try:
             window = engine.conn.stream_remote_window_size(stream_id)
-        except ngh2.NGH2Error:
+        except self.engine.errors:
             return False
         if window + (increment & MAX_WINDOW) <= MAX_WINDOW:
             return False
-        engine.conn.reset_stream(stream_id, ngh2.ErrorCode.FLOW_CONTROL_ERROR)
+        engine.conn.reset_stream(stream_id, ErrorCode.FLOW_CONTROL_ERROR)
         return True

@@ -21,11 +21,10 @@ import os
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-import ngh2
-
 from hello.files.reading import read_at
 from hello.heads import CONNECTION_SPECIFIC, ResponseError
 from hello.wire.exchange import Exchange, Headers
+from hello.wire.http2_engines import ErrorCode
 from hello.wire.policy import NO_BODY_STATUSES
 
 PATH_CHUNK = 16 * 1024  # bytes of a path send's file read at a time, at most
@@ -35,7 +34,8 @@ STATUS = {code: b"%d" % code for code in range(100, 600)}
 class Engine(Protocol):
     """What a stream needs of its connection (http2.H2Protocol)."""
 
-    conn: ngh2.Connection
+    conn: Any  # the engine's connection (http2_engines.py)
+    errors: type[Exception]  # what its calls raise
     closed: bool
 
     def want_write(self) -> None: ...
@@ -87,7 +87,7 @@ class Stream(Exchange):
         if self.engine.closed:
             return None
         if fault is not None:
-            self.reset(ngh2.ErrorCode.INTERNAL_ERROR)
+            self.reset(ErrorCode.INTERNAL_ERROR)
             return None
         if self.ended:
             return None
@@ -110,7 +110,7 @@ class Stream(Exchange):
             elif end:
                 conn.end_stream(self.stream_id)
             self.ended = end
-        except ngh2.NGH2Error:
+        except self.engine.errors:
             self.gone()  # the stream was reset, or the connection ended
             return None
         self.engine.want_write()
@@ -123,13 +123,13 @@ class Stream(Exchange):
             return
         try:
             self.engine.conn.send_trailers(self.stream_id, headers)
-        except ngh2.NGH2Error:
+        except self.engine.errors:
             return  # the stream is gone
         self.ended = True
         self.engine.want_write()
 
     async def _unfinished(self) -> None:
-        self.reset(ngh2.ErrorCode.INTERNAL_ERROR)  # it returned without ending its response
+        self.reset(ErrorCode.INTERNAL_ERROR)  # it returned without ending its response
 
     async def _pathsend(self, path: str) -> None:
         """The file at ``path`` as the whole body, read only as far as the window allows."""
@@ -169,9 +169,10 @@ class Stream(Exchange):
             return None
         conn = self.engine.conn
         try:
-            return min(conn.stream_remote_window_size(self.stream_id), conn.remote_window_size)
-        except ngh2.NGH2Error:
+            room: int = min(conn.stream_remote_window_size(self.stream_id), conn.remote_window_size)
+        except self.engine.errors:
             return None
+        return room
 
     def reset(self, code: int) -> None:
         """End the stream now with RST_STREAM ``code``."""
@@ -179,7 +180,7 @@ class Stream(Exchange):
         if not self.engine.closed:
             try:
                 self.engine.conn.reset_stream(self.stream_id, code)
-            except ngh2.NGH2Error:
+            except self.engine.errors:
                 pass
             self.engine.want_write()
         self.gone()

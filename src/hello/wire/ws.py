@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-import ngh2
 from hypercorn.protocol.events import (
     Body,
     Data,
@@ -24,6 +23,8 @@ from hypercorn.protocol.events import (
 )
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.ws_stream import WSStream
+
+from hello.wire.http2_engines import ErrorCode
 
 if TYPE_CHECKING:
     from hello.wire.http2 import H2Protocol
@@ -112,8 +113,8 @@ class WebSocketStream:
             elif isinstance(event, StreamClosed):
                 if not self.ended:  # the app is done: so is the stream
                     self.ended = True
-                    conn.reset_stream(self.stream_id, ngh2.ErrorCode.CANCEL)
-        except ngh2.NGH2Error:
+                    conn.reset_stream(self.stream_id, ErrorCode.CANCEL)
+        except self.engine.errors:
             self.ended = True  # the stream is gone
         engine.want_write()
 
