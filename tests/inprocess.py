@@ -4,11 +4,11 @@ would send them, its answer read back as the client would read it.
 ``ServerConnection`` stands where wire/tcp.py's ``Connection`` stands in production: it builds
 the connection's protocols as that does (wire/choice.py) for the engine asked for, hands them a
 ``FakeTransport`` (what the server writes is kept), and reads for them as it does: straight
-into the protocol (httptools, ngh2: they read in ``data_received``) or through its event
-interface (h11, h2). The clients (``H1Client``, ``H2Client``) speak to it in bytes: a real
-HTTP/1.1 parser (h11) and a real HTTP/2 one (h2) read what it wrote. uvicorn's
-tests/protocols/test_http.py is the model: milliseconds a test, the whole protocol and none of
-the network.
+into hello's protocols (every engine: they read in ``data_received``), or through Hypercorn's
+event interface after an Upgrade. The clients (``H1Client``, ``H2Client``) speak to it in
+bytes: a real HTTP/1.1 parser (h11) and a real HTTP/2 one (h2) read what it wrote. uvicorn's
+tests/protocols/test_http.py is the model: milliseconds a test, the whole protocol and none
+of the network.
 """
 
 from __future__ import annotations
