@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from hello.asgi_types import ASGIApp, Message, Receive, Scope, Send
+from hello.heads import ResponseError
 from tests.inprocess import (
     ENGINES,
     HTTP1_ENGINES,
@@ -125,6 +126,35 @@ async def test_a_broken_head_becomes_a_500(engine: str, headers: list[tuple[byte
     response, closed = await fetch(engine, app_sending(headers, b"x"))
     assert (response.status, response.body, response.complete) == (500, b"", True)
     assert not any(name in (b"bad name", b"x-bad") for name, _ in response.headers)
+    assert closed is (engine not in HTTP2_ENGINES)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("status", [1000, 42])
+async def test_a_status_of_other_than_three_digits_becomes_a_500(engine: str, status: int) -> None:
+    """As a broken header does: a 500, and HTTP/1.1 closes the connection after it."""
+    response, closed = await fetch(engine, app_sending([], b"x", status=status))
+    assert (response.status, response.body, response.complete) == (500, b"", True)
+    assert closed is (engine not in HTTP2_ENGINES)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("bad", [{"status": 1000}, {"headers": [(b"x-bad", b"a\nb")]}])
+async def test_an_app_that_answers_its_refused_head_itself_still_ends_the_connection(
+    engine: str, bad: dict[str, Any]
+) -> None:
+    """An app (or one of hello's layers) that catches the refusal of its head and answers a
+    500 of its own: that goes out, and on HTTP/1.1 the connection still closes after it."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, **bad})
+        except ResponseError:
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": b"sorry"})
+
+    response, closed = await fetch(engine, app)
+    assert (response.status, response.body, response.complete) == (500, b"sorry", True)
     assert closed is (engine not in HTTP2_ENGINES)
 
 

@@ -197,11 +197,11 @@ class Exchange:
     def _start(self, message: Message) -> None:
         """Check the app's head (heads.py) and keep its headers, encoded by the driver."""
         status = int(message["status"])
-        check_status(status)
         headers: Headers = []
         declared: int | None = None
         special, framing = self.SPECIAL, False
         try:
+            check_status(status)
             for raw_name, raw_value in message.get("headers", ()):
                 name = (raw_name if type(raw_name) is bytes else bytes(raw_name)).lower()
                 value = raw_value if type(raw_value) is bytes else bytes(raw_value)
