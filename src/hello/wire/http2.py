@@ -429,8 +429,6 @@ class H2Protocol(Driver):
             ):
                 self._go_away()  # retired while nothing is in flight: see RETIRE_BY
 
-    # --- running the app ---
-
     # --- writing: what the engine has to send, once per turn of the loop ---
 
     def want_write(self) -> None:
