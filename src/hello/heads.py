@@ -74,10 +74,11 @@ def content_length(value: bytes, earlier: int | None) -> int:
     return int(value)
 
 
-def check_length(declared: int, sent: int, ended: bool) -> None:
-    """ResponseError if a body of ``sent`` bytes (all of it, if ``ended``) breaks its
-    declared Content-Length."""
+def length_fault(declared: int, sent: int, ended: bool) -> ResponseError | None:
+    """What is wrong with a body of ``sent`` bytes (all of it, if ``ended``) against its
+    declared Content-Length, if anything."""
     if sent > declared:
-        raise ResponseError(f"body longer than its Content-Length of {declared} bytes")
+        return ResponseError(f"body longer than its Content-Length of {declared} bytes")
     if ended and sent < declared:
-        raise ResponseError(f"body of {sent} bytes, shorter than its Content-Length of {declared}")
+        return ResponseError(f"body of {sent} bytes, shorter than its Content-Length of {declared}")
+    return None

@@ -1,6 +1,8 @@
 """The wire: every protocol hello speaks.
 
 - ``choice``: which protocol serves a connection, and the engines behind each.
+- ``driver``: what a connection asks of hello's protocols, and what they serve (the stack's
+  apps); ``config``: Hypercorn's Config filled from the settings, the protocols' own.
 - ``tcp``: a TCP connection: its protocol, reads and writes, slow request bodies, the idle
   timer.
 - ``policy``: the buffers, windows, idle and drain times and no-body rules every protocol

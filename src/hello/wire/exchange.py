@@ -46,6 +46,7 @@ from hello.heads import (
     check_header,
     check_status,
     content_length,
+    length_fault,
 )
 from hello.wire.policy import NO_BODY_STATUSES
 
@@ -238,15 +239,11 @@ class Exchange:
             body = b""
         elif self.declared is not None:
             self.sent += len(body)
-            if self.sent > self.declared:
-                fault = ResponseError(
-                    f"body longer than its Content-Length of {self.declared} bytes"
-                )
-                body, more = body[: len(body) - (self.sent - self.declared)], False
-            elif not more and self.sent < self.declared:
-                fault = ResponseError(
-                    f"body of {self.sent} bytes, shorter than its Content-Length of {self.declared}"
-                )
+            excess = self.sent - self.declared
+            if excess > 0 or (excess < 0 and not more):
+                fault = length_fault(self.declared, self.sent, not more)
+                if excess > 0:  # what fits goes; the driver ends the exchange after it
+                    body, more = body[: len(body) - excess], False
         if not more:
             if self.trailers and fault is None:
                 self.awaiting_trailers = True  # the response ends with them
