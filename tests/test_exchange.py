@@ -14,6 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.errors
 import pytest
 
 from hello.asgi_types import ASGIApp, Message, Receive, Scope, Send
@@ -467,3 +470,39 @@ async def test_a_malformed_request_gets_400_after_the_one_before(engine: str, ba
     # Each response's status line (the bodies are empty: no line of theirs can match).
     assert re.findall(rb"^HTTP/1.1 (\d{3}) ", written, re.MULTILINE) == [b"200", b"400"]
     assert seen == ["/first"]
+
+
+@pytest.mark.parametrize("engine", HTTP2_ENGINES)
+async def test_a_reset_flood_in_one_read_ends_the_connection_once(engine: str) -> None:
+    """400 streams opened and reset at once (CVE-2023-44487), all in one read: past the
+    engine's burst, GOAWAY and the close; the server reads nothing more."""
+    async with ServerConnection(engine, echo) as server:
+        speaker = H2Client(server)
+        fields = [(":method", "GET"), (":scheme", "http"), (":path", "/")]
+        fields.append((":authority", "example.com"))
+        for stream_id in range(1, 2 * 400, 2):
+            speaker.conn.send_headers(stream_id, fields, end_stream=True)
+            speaker.conn.reset_stream(stream_id, CANCEL)
+        speaker.flush()  # one read for the server
+        await until(lambda: server.closed, "the connection's close")
+        speaker.read()
+    assert speaker.goaway is not None and speaker.goaway != 0
+
+
+def test_the_h2_engine_ends_a_connection_once_however_many_resets_one_read_holds() -> None:
+    """The h2 engine fed a reset flood in one piece (http2.py's frame gate feeds it a reset
+    at a time; the engine itself must not rely on that): one ConnectionClosed, no raise."""
+    from hello.wire.h2_engine import Configuration, ConnectionClosed
+    from hello.wire.h2_engine import Connection as H2Engine
+
+    engine = H2Engine(Configuration(stream_reset_rate_limit=(10, 1)))
+    engine.initiate_connection()
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    fields = [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "x")]
+    for stream_id in range(1, 2 * 50, 2):
+        client.send_headers(stream_id, fields, end_stream=True)
+        client.reset_stream(stream_id, CANCEL)
+    engine.receive_data(client.data_to_send())
+    closed = [e for e in engine.events() if isinstance(e, ConnectionClosed)]
+    assert [e.error_code for e in closed] == [h2.errors.ErrorCodes.ENHANCE_YOUR_CALM]

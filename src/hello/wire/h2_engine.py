@@ -135,7 +135,7 @@ class _Outbound:
 class Connection:
     """A server's HTTP/2 connection on h2, with ngh2's interface."""
 
-    def __init__(self, role: object = None, config: Configuration | None = None) -> None:
+    def __init__(self, config: Configuration | None = None) -> None:
         self.config = config = config or Configuration()
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(
@@ -205,6 +205,8 @@ class Connection:
             self.terminate_connection(code, str(error).encode())
             return
         for event in events:
+            if self.terminated:
+                break  # ended within this read (a reset flood): the rest changes nothing
             self._event(event)
 
     def _event(self, event: h2.events.Event) -> None:

@@ -441,7 +441,7 @@ class H2Protocol(Driver):
         transport = self.transport
         if self.closed:
             return
-        if transport is None:  # not served by Hypercorn's TCPServer: its send() writes
+        if transport is None:  # no transport was handed over (a test harness): send() writes
             data = self.conn.data_to_send()
             if data:
                 self.task_group.spawn(self.send, RawData(data))

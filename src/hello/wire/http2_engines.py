@@ -64,7 +64,7 @@ def http2_engine(name: str = "auto") -> Engine:
             max_inbound_header_list_size=header_list,
             stream_reset_rate_limit=rate,
         )
-        return h2_engine.Connection(None, config)
+        return h2_engine.Connection(config)
 
     return Engine(
         "h2",

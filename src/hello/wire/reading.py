@@ -64,7 +64,7 @@ class Reading(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.reader.feed_eof()
-        return False  # the transport closes; Hypercorn's TCPServer sees the end and cleans up
+        return False  # the transport closes; the connection (tcp.py) sees the end and cleans up
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is None:
