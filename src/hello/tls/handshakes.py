@@ -1,8 +1,8 @@
 """The TLS handshakes under way in this process, so that a worker that stops waits for them.
 
 A worker told to stop closes its listeners, but a connection it accepted just before may
-still be in its TLS handshake: that connection is no connection of Hypercorn's yet
-(tcp.OPEN), and exiting under it resets it. A client slow to send its Finished (a busy
+still be in its TLS handshake: that connection is not among the process's connections yet
+(wire/tcp.py's OPEN), and exiting under it resets it. A client slow to send its Finished (a busy
 client process, a long round trip) lost its connection at the generation change: one that
 held its Finished back 3 s got nothing, every time (tests/test_reload.py). Each handshake
 is known here from the first ``do_handshake``, which asyncio's and uvloop's TLS transports
